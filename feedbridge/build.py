@@ -1,0 +1,351 @@
+"""One build: scan -> index -> select -> render -> publish.
+
+Returns a BuildReport; a bad dump is a rejection in the report, never an exception through
+the build.  Only configuration and output failures raise (ConfigError, PublishError).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+
+from feedbridge import __version__
+from feedbridge.config import Config, feed_urls, resolve_feeds
+from feedbridge.index import (
+    FileStat,
+    Index,
+    Row,
+    is_dump_name,
+    list_sources,
+    read_dump,
+    rejection,
+    scan,
+)
+from feedbridge.model import (
+    BuildReport,
+    Content,
+    Dated,
+    Entry,
+    FeedResult,
+    FeedSpec,
+    FeedUrls,
+    Provenance,
+)
+from feedbridge.publish import write_if_changed
+
+logger = logging.getLogger(__name__)
+
+FEED_FILES = ("atom.xml", "rss.xml", "feed.json")
+#: How often a feed's selection is redone when its dumps change under the build's feet.
+_RESELECT = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """What to build: where the dumps are, where the feeds go, and how they are addressed."""
+
+    dumps: Path
+    out: Path
+    base_url: str
+    config: Config = field(default_factory=Config)
+
+
+def fingerprint(spec: FeedSpec, urls: FeedUrls, rows: Sequence[Row]) -> str:
+    """Everything a rendered feed depends on; equal fingerprints mean equal bytes."""
+    data = [
+        __version__,
+        asdict(spec),
+        asdict(urls),
+        [(r.rel, r.size, r.mtime_ns, r.id, r.url, r.title, r.published) for r in rows],
+    ]
+    return hashlib.sha256(json.dumps(data, ensure_ascii=False).encode()).hexdigest()
+
+
+def select(index: Index, spec: FeedSpec, now: int) -> list[Row]:
+    """The newest ``limit`` dumps of a feed, one per entry id (newest time, then later path)."""
+    chosen: list[Row] = []
+    seen: set[str | None] = set()
+    for row in index.newest(spec.sources, now):
+        if row.id in seen:
+            continue
+        seen.add(row.id)
+        chosen.append(row)
+        if len(chosen) >= spec.limit:
+            break
+    return chosen
+
+
+def _signature(paths: Iterable[Path]) -> list[list[object]]:
+    sig: list[list[object]] = []
+    for p in paths:
+        try:
+            st = p.stat()
+            sig.append([p.name, st.st_size, st.st_mtime_ns])
+        except FileNotFoundError:
+            sig.append([p.name, None, None])
+    return sig
+
+
+class Builder:
+    """Builds one output folder.  Keeps its index open, so a daemon can build again cheaply."""
+
+    def __init__(self, target: Target, index: Index) -> None:
+        self.target = target
+        self.index = index
+        self.logged: set[tuple[str, int, int]] = set()
+
+    # -- scanning ---------------------------------------------------------------------------
+
+    def _parse(self, stats: Iterable[FileStat]) -> tuple[list[Row], list[str]]:
+        rows: list[Row] = []
+        vanished: list[str] = []
+        cfg = self.target.config
+        for st in stats:
+            try:
+                row, _ = read_dump(self.target.dumps, st, max_bytes=cfg.max_bytes, head_only=True)
+            except FileNotFoundError:
+                vanished.append(st.rel)
+                continue
+            rows.append(row)
+            for warning in row.warnings:
+                logger.warning("%s", warning)
+        return rows, vanished
+
+    def refresh(self, feeds: Sequence[FeedSpec], paths: Iterable[str] | None = None) -> tuple[int, int]:
+        """Bring the index up to date with the disk; returns (files seen, files parsed).
+
+        With ``paths`` (relative to the dumps root) only those files are looked at: the daemon
+        knows from file events what changed.  Without, every source folder is scanned.
+        """
+        root, pattern = self.target.dumps, self.target.config.pattern
+        sources = sorted({s for spec in feeds for s in spec.sources})
+        known = self.index.known()
+        if paths is None:
+            stats = scan(root, sources, pattern)
+            seen = len(stats)
+            changed = [st for rel, st in stats.items() if known.get(rel) != (st.size, st.mtime_ns)]
+            deleted = [rel for rel in known if rel not in stats]
+        else:
+            wanted = set(sources)
+            changed, deleted, seen = [], [], 0
+            for rel in sorted(set(paths)):
+                source, _, name = rel.partition("/")
+                st = self._stat(rel) if source in wanted and is_dump_name(name, pattern) else None
+                if st is None:
+                    if rel in known:
+                        deleted.append(rel)
+                    continue
+                seen += 1
+                if known.get(rel) != (st.size, st.mtime_ns):
+                    changed.append(st)
+            # Sources no feed reads any more, or folders that disappeared.
+            deleted += [rel for rel in known if rel.partition("/")[0] not in wanted]
+        rows, vanished = self._parse(changed)
+        self.index.apply(rows, [*deleted, *vanished])
+        return seen, len(rows)
+
+    def _stat(self, rel: str) -> FileStat | None:
+        path = self.target.dumps / rel
+        try:
+            st = path.stat()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        if not path.is_file():
+            return None
+        return FileStat(rel, rel.partition("/")[0], st.st_size, st.st_mtime_ns)
+
+    # -- entries ----------------------------------------------------------------------------
+
+    def _entries(self, spec: FeedSpec, now: int) -> tuple[list[Row], list[Entry]]:
+        """Select a feed's dumps and load their cleaned content.
+
+        A dump that turns out bad when read whole (a NUL byte deep in its body), or that
+        changed since it was scanned, updates the index and the selection is made again.
+        """
+        from feedbridge.content import clean_html
+
+        rows: list[Row] = []
+        entries: list[Entry] = []
+        for _attempt in range(_RESELECT):
+            rows = select(self.index, spec, now)
+            entries, fresh, stale = [], [], []
+            for row in rows:
+                content = self.index.content(row)
+                if content is None:
+                    loaded = self._load(row)
+                    if loaded is None:
+                        stale.append(row.rel)
+                        continue
+                    content = clean_html(loaded, base_url=row.url or "")
+                    fresh.append((row, content))
+                entries.append(self._entry(row, content))
+            if fresh:
+                self.index.store_content(fresh)
+            if not stale:
+                break
+        return rows, entries
+
+    def _load(self, row: Row) -> str | None:
+        """The body of a selected dump, or None after updating the index when it changed."""
+        st = self._stat(row.rel)
+        cfg = self.target.config
+        if st is None:
+            self.index.apply([], [row.rel])
+            return None
+        try:
+            new, dump = read_dump(self.target.dumps, st, max_bytes=cfg.max_bytes, head_only=False)
+        except FileNotFoundError:
+            self.index.apply([], [row.rel])
+            return None
+        if dump is None or replace(new, warnings=()) != replace(row, warnings=()):
+            self.index.apply([new], [])
+            return None
+        return dump.body or ""
+
+    @staticmethod
+    def _entry(row: Row, content: Content) -> Entry:
+        return Entry(
+            id=row.id or "",
+            url=row.url or "",
+            title=row.title or "",
+            published=row.published_at,
+            source=row.source,
+            content=content,
+        )
+
+    # -- the build --------------------------------------------------------------------------
+
+    def feeds(self) -> list[FeedSpec]:
+        return resolve_feeds(self.target.config, list_sources(self.target.dumps))
+
+    def build(self, *, now: datetime, paths: Iterable[str] | None = None) -> BuildReport:
+        from feedbridge.render import render_index, render_opml
+
+        feeds = self.feeds()
+        scanned, parsed = self.refresh(feeds, paths)
+        now_s = int(now.timestamp())
+        state = self.index.feed_state()
+        out = self.target.out
+        results: list[FeedResult] = []
+        listing: list[tuple[FeedSpec, FeedUrls, int]] = []
+        keep: set[str] = set()
+        written: list[str] = []
+        for spec in feeds:
+            urls = feed_urls(spec, self.target.base_url)
+            result, rels = self._build_feed(spec, urls, now_s, state.get(spec.name))
+            results.append(result)
+            written.extend(result.written)
+            keep.update(rels)
+            listing.append((spec, urls, result.entries))
+        removed = self._remove_stale(state, {spec.name for spec in feeds})
+        title = self.target.config.title
+        for name, data in (
+            ("index.html", render_index(listing, title=title)),
+            ("feeds.opml", render_opml(listing, title=title)),
+        ):
+            if write_if_changed(out / name, data):
+                written.append(str(out / name))
+        self.index.prune_content(keep)
+        return self._report(results, scanned, parsed, written, removed, now_s)
+
+    def _build_feed(
+        self,
+        spec: FeedSpec,
+        urls: FeedUrls,
+        now: int,
+        previous: tuple[str, int, list[list[object]]] | None,
+    ) -> tuple[FeedResult, list[str]]:
+        folder = self.target.out / spec.name
+        paths = [folder / name for name in FEED_FILES]
+        rows = select(self.index, spec, now)
+        fp = fingerprint(spec, urls, rows)
+        if previous and previous[0] == fp and previous[2] == _signature(paths):
+            return FeedResult(spec.name, previous[1]), [r.rel for r in rows]
+        from feedbridge.render import render_atom, render_json, render_rss
+
+        rows, entries = self._entries(spec, now)
+        fp = fingerprint(spec, urls, rows)
+        written = []
+        for path, render in zip(paths, (render_atom, render_rss, render_json), strict=True):
+            if write_if_changed(path, render(spec, entries, urls)):
+                written.append(str(path))
+        self.index.store_feed(spec.name, fp, len(entries), _signature(paths))
+        if written:
+            logger.info("feed %s: %d entries, wrote %s", spec.name, len(entries),
+                        ", ".join(Path(p).name for p in written))
+        return FeedResult(spec.name, len(entries), tuple(written)), [r.rel for r in rows]
+
+    def _remove_stale(self, state: dict[str, object], current: set[str]) -> list[str]:
+        """Delete the files of feeds that no longer exist (only files feedbridge wrote)."""
+        removed: list[str] = []
+        for name in sorted(set(state) - current):
+            folder = self.target.out / name
+            for file in FEED_FILES:
+                path = folder / file
+                if path.exists():
+                    path.unlink()
+                    removed.append(str(path))
+            try:
+                folder.rmdir()
+            except OSError:
+                pass
+            self.index.forget_feed(name)
+            logger.info("feed %s: removed (its sources are gone)", name)
+        return removed
+
+    def _report(
+        self,
+        results: list[FeedResult],
+        scanned: int,
+        parsed: int,
+        written: list[str],
+        removed: list[str],
+        now: int,
+    ) -> BuildReport:
+        root = self.target.dumps
+        return BuildReport(
+            feeds=tuple(results),
+            rejected=tuple(rejection(r, root) for r in self.index.rejected()),
+            future=tuple(
+                Dated(str(root / r.rel), r.published_at, Provenance(r.provenance or "epoch"))
+                for r in self.index.future(now)
+            ),
+            fallbacks=tuple(
+                Dated(str(root / r.rel), r.published_at, Provenance(r.provenance or "epoch"))
+                for r in self.index.fallbacks()
+            ),
+            scanned=scanned,
+            parsed=parsed,
+            written=tuple(written),
+            removed=tuple(removed),
+        )
+
+
+def check_tree(root: Path, config: Config) -> tuple[list[tuple[str, int, str]], list[str], int]:
+    """Lint every dump under ``root`` by reading it whole; writes nothing.
+
+    Returns (rejections as (path, line, reason), fallback warnings, files checked).
+    """
+    rejected: list[tuple[str, int, str]] = []
+    warnings: list[str] = []
+    stats = scan(root, list_sources(root), config.pattern)
+    for rel in sorted(stats):
+        try:
+            row, _ = read_dump(root, stats[rel], max_bytes=config.max_bytes, head_only=False)
+        except FileNotFoundError:
+            continue
+        if row.reason is not None:
+            rejected.append((str(root / rel), row.line, row.reason))
+        else:
+            warnings.extend(row.warnings)
+    return rejected, warnings, len(stats)
+
+
+def ensure_dir(path: Path) -> None:
+    os.makedirs(path, exist_ok=True)

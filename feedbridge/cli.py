@@ -1,0 +1,202 @@
+"""The thin command-line layer: parse options, call the library, print, exit.
+
+Exit codes: 0 success; 1 dumps were rejected (``build --strict``, ``check``); 2 usage,
+configuration or lock errors; 3 the output could not be written.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from feedbridge import __version__
+from feedbridge.config import Config, check_base_url, load_config
+from feedbridge.errors import ConfigError, FeedbridgeError, LockedError, PublishError
+from feedbridge.model import BuildReport
+
+EXIT_OK = 0
+EXIT_REJECTED = 1
+EXIT_USAGE = 2
+EXIT_PUBLISH = 3
+
+logger = logging.getLogger("feedbridge")
+
+
+def _setup_logging(verbose: int, quiet: bool) -> None:
+    level = logging.ERROR if quiet else logging.DEBUG if verbose > 1 else (
+        logging.INFO if verbose else logging.WARNING)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("feedbridge: %(levelname)s: %(message)s"))
+    root = logging.getLogger("feedbridge")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+
+
+def _fail(code: int, message: str) -> None:
+    click.echo(f"feedbridge: error: {message}", err=True)
+    sys.exit(code)
+
+
+class Settings:
+    """The resolved settings of one command: config file, then command-line overrides."""
+
+    def __init__(self, config: Config, dumps: Path, out: Path | None, base_url: str | None) -> None:
+        self.config = config
+        self.dumps = dumps
+        self.out = out
+        self.base_url = base_url
+
+
+def _settings(
+    config_file: Path | None,
+    dumps: Path | None,
+    out: Path | None,
+    base_url: str | None,
+    *,
+    need_out: bool = True,
+) -> Settings:
+    config = load_config(config_file) if config_file else Config()
+    dumps = dumps.resolve() if dumps else config.dumps
+    out = out.resolve() if out else config.out
+    base_url = check_base_url(base_url) if base_url else config.base_url
+    if dumps is None:
+        raise click.UsageError("no dumps folder: pass --dumps or set 'dumps' in the config")
+    if not dumps.is_dir():
+        raise ConfigError(f"dumps folder {dumps} does not exist or is not a folder")
+    if need_out and out is None:
+        raise click.UsageError("no output folder: pass --out or set 'out' in the config")
+    if need_out and base_url is None:
+        raise click.UsageError("no base URL: pass --base-url or set 'base_url' in the config")
+    return Settings(config, dumps, out, base_url)
+
+
+def _print_report(report: BuildReport, *, verbose: bool) -> None:
+    for r in report.rejected:
+        click.echo(f"rejected: {r}", err=True)
+    for d in report.future:
+        click.echo(
+            f"future: {d.path}: dated {d.published:%Y-%m-%dT%H:%M:%SZ}, left out until then",
+            err=True,
+        )
+    if verbose:
+        for d in report.fallbacks:
+            click.echo(f"fallback: {d.path}: time from {d.provenance.value}", err=True)
+
+
+common_options = [
+    click.option("--dumps", type=click.Path(path_type=Path, file_okay=False),
+                 help="Root folder of the dumps; each subfolder is a source."),
+    click.option("--out", type=click.Path(path_type=Path, file_okay=False),
+                 help="Output folder for the feeds (served as is by any web server)."),
+    click.option("--base-url", help="Public URL of the output folder, for self links and ids."),
+    click.option("--config", "config_file", type=click.Path(path_type=Path, dir_okay=False),
+                 help="TOML configuration file (see README)."),
+    click.option("--state", "state_dir", type=click.Path(path_type=Path, file_okay=False),
+                 help="State folder (index, lock, status); default under $XDG_CACHE_HOME."),
+]
+
+
+def with_common(f: Any) -> Any:
+    for option in reversed(common_options):
+        f = option(f)
+    return f
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="feedbridge")
+@click.option("-v", "--verbose", count=True, help="More output (-vv for debug).")
+@click.option("-q", "--quiet", is_flag=True, help="Only errors.")
+@click.pass_context
+def cli(ctx: click.Context, verbose: int, quiet: bool) -> None:
+    """Republish folders of article dumps as Atom, RSS and JSON Feed."""
+    _setup_logging(verbose, quiet)
+    ctx.obj = {"verbose": verbose, "quiet": quiet}
+
+
+@cli.command()
+@with_common
+@click.option("--strict", is_flag=True, help="Exit 1 if any dump was rejected.")
+@click.pass_context
+def build(
+    ctx: click.Context,
+    dumps: Path | None,
+    out: Path | None,
+    base_url: str | None,
+    config_file: Path | None,
+    state_dir: Path | None,
+    strict: bool,
+) -> None:
+    """Regenerate every feed once and exit.
+
+    Writes OUT/NAME/atom.xml, rss.xml and feed.json for every feed, plus OUT/index.html and
+    OUT/feeds.opml; files whose bytes would not change are not touched.
+    """
+    from feedbridge.app import run_build
+
+    try:
+        s = _settings(config_file, dumps, out, base_url)
+        assert s.out is not None and s.base_url is not None
+        report = run_build(s.config, dumps=s.dumps, out=s.out, base_url=s.base_url,
+                           state_dir=state_dir or s.config.state_dir, now=datetime.now(UTC))
+    except (ConfigError, LockedError) as e:
+        _fail(EXIT_USAGE, str(e))
+        return
+    except PublishError as e:
+        _fail(EXIT_PUBLISH, str(e))
+        return
+    _print_report(report, verbose=ctx.obj["verbose"] > 0)
+    if not ctx.obj["quiet"]:
+        click.echo(
+            f"feedbridge: {len(report.feeds)} feeds, {report.entries} entries, "
+            f"{len(report.written)} files written, {len(report.rejected)} dumps rejected, "
+            f"{len(report.future)} in the future",
+            err=True,
+        )
+    if strict and report.rejected:
+        sys.exit(EXIT_REJECTED)
+
+
+@cli.command()
+@click.option("--dumps", type=click.Path(path_type=Path, file_okay=False),
+              help="Root folder of the dumps; each subfolder is a source.")
+@click.option("--config", "config_file", type=click.Path(path_type=Path, dir_okay=False),
+              help="TOML configuration file (see README).")
+@click.pass_context
+def check(ctx: click.Context, dumps: Path | None, config_file: Path | None) -> None:
+    """Lint every dump without writing anything.
+
+    Prints every rejected dump and every time taken from a fallback (the 日期 line, a date in
+    the body, or the file's modification time).  Exits 1 if any dump was rejected.
+    """
+    from feedbridge.build import check_tree
+
+    try:
+        s = _settings(config_file, dumps, None, None, need_out=False)
+    except ConfigError as e:
+        _fail(EXIT_USAGE, str(e))
+        return
+    rejected, warnings, count = check_tree(s.dumps, s.config)
+    for path, line, reason in rejected:
+        click.echo(f"rejected: {path}:{line}: {reason}")
+    for warning in warnings:
+        click.echo(f"warning: {warning}")
+    if not ctx.obj["quiet"]:
+        click.echo(
+            f"feedbridge: {count} dumps checked, {len(rejected)} rejected, "
+            f"{len(warnings)} warnings",
+            err=True,
+        )
+    sys.exit(EXIT_REJECTED if rejected else EXIT_OK)
+
+
+def main() -> None:
+    try:
+        cli(prog_name="feedbridge")
+    except FeedbridgeError as e:  # pragma: no cover - every command maps its own errors
+        _fail(EXIT_USAGE, str(e))

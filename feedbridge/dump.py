@@ -1,0 +1,260 @@
+"""Pure parsing of one dump: bytes -> Dump, or DumpError with path, line and reason.
+
+The grammar, its real variants and the time fallback chain are those of
+``shared/spec/dump-format.md``; every rule has a case in ``shared/corpus/edge``.
+"""
+
+from __future__ import annotations
+
+import codecs
+import html
+import re
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from urllib.parse import urlsplit
+
+from feedbridge.errors import DumpError
+from feedbridge.model import Dump, Provenance
+
+#: Times before this are placeholders (0, 1970...) rather than publication times.
+MIN_TIME = datetime(1990, 1, 1, tzinfo=UTC)
+#: Times after this are corrupt values, not future articles.
+MAX_TIME = datetime(2200, 1, 1, tzinfo=UTC)
+
+_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+_SPACE = re.compile(r"\s+")
+_EPOCH_LINE = re.compile(r"<!--\s*(.*?)\s*-->")
+_RULE_LINE = re.compile(r"-{3,}")
+_DATE_LINE = re.compile(r"日期\s*[：:]\s*(.*)")
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:")
+_BODY_I_DATE = re.compile(r"\s*<div>\s*<i>(.*?)</i>\s*</div>", re.IGNORECASE | re.DOTALL)
+_TIME_TAG = re.compile(r"<time\b[^>]*?\bdatetime\s*=\s*[\"']([^\"']+)[\"']", re.IGNORECASE)
+_BR = re.compile(r"<br\s*/?>", re.IGNORECASE)
+_TAG = re.compile(r"<[^>]*>")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+#: How far into the body a date marker may stand.
+_BODY_DATE_WINDOW = 2048
+
+
+def strip_forbidden(text: str) -> str:
+    """Remove the characters XML 1.0 forbids (C0 controls but tab, LF, CR; U+FFFE, U+FFFF)."""
+    return _FORBIDDEN.sub("", text)
+
+
+def collapse(text: str) -> str:
+    """Collapse runs of whitespace to one space and trim."""
+    return _SPACE.sub(" ", text).strip()
+
+
+def decode(data: bytes, path: str, *, complete: bool = True) -> str:
+    """Bytes -> text with the BOM and XML-forbidden characters removed.
+
+    With ``complete=False`` the data is the head of a longer file: a multi-byte character cut
+    at the end is not an error.
+    """
+    nul = data.find(b"\0")
+    if nul >= 0:
+        raise DumpError(path, data.count(b"\n", 0, nul) + 1, "NUL byte: a binary file, not a dump")
+    try:
+        text = codecs.getincrementaldecoder("utf-8")().decode(data, final=complete)
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise DumpError(
+            path, line, f"not UTF-8 (byte 0x{data[e.start]:02x} at offset {e.start})"
+        ) from e
+    text = text.removeprefix("\ufeff")
+    return strip_forbidden(text)
+
+
+def normalize_url(url: str) -> str:
+    """The entry id of a URL: scheme and host lower-cased, default port, text fragment and
+    ``utm_*`` parameters dropped.  Everything else stays exactly as written."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    netloc = parts.netloc
+    userinfo, _, hostport = netloc.rpartition("@")
+    host, port = hostport, ""
+    if hostport.startswith("["):  # IPv6 literal
+        end = hostport.find("]")
+        host, port = hostport[: end + 1], hostport[end + 2 :] if end >= 0 else ""
+    elif ":" in hostport:
+        host, _, port = hostport.partition(":")
+    if port and port.isdigit() and int(port) == _DEFAULT_PORTS.get(scheme):
+        port = ""
+    elif port == "":
+        pass
+    netloc = (userinfo + "@" if userinfo else "") + host.lower() + (":" + port if port else "")
+    path = parts.path or "/"
+    query = "&".join(
+        p for p in parts.query.split("&") if p and not p.split("=", 1)[0].lower().startswith("utm_")
+    )
+    fragment = parts.fragment
+    directive = fragment.find(":~:")
+    if directive >= 0:
+        fragment = fragment[:directive]
+    out = f"{scheme}://{netloc}{path}"
+    if query:
+        out += "?" + query
+    if fragment:
+        out += "#" + fragment
+    return out
+
+
+def _clean_url(raw: str) -> str:
+    """The URL as written, with any inner whitespace percent-encoded so it stays one token."""
+    return _SPACE.sub("%20", raw.strip())
+
+
+def parse_title_line(line: str, path: str, lineno: int) -> tuple[str, str]:
+    """``[title](url)`` -> (title, url), split at the last ``](`` that is followed by a URL."""
+    if not (line.startswith("[") and line.endswith(")") and "](" in line):
+        raise DumpError(path, lineno, "expected the title line '[title](url)'")
+    end = len(line)
+    last_url = None
+    while (pos := line.rfind("](", 0, end)) > 0:
+        candidate = line[pos + 2 : -1].strip()
+        if last_url is None:
+            last_url = candidate
+        if _SCHEME.match(candidate):
+            title_raw, url = line[1:pos], _clean_url(candidate)
+            break
+        end = pos
+    else:
+        if not last_url:
+            raise DumpError(path, lineno, "the title line has no URL")
+        raise DumpError(path, lineno, f"URL {last_url!r} is not an absolute http(s) URL")
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ("http", "https"):
+        raise DumpError(path, lineno, f"URL scheme {parts.scheme!r} is not http or https")
+    if not parts.netloc:
+        raise DumpError(path, lineno, f"URL {url!r} has no host")
+    title = collapse(strip_forbidden(html.unescape(title_raw)))
+    if not title:
+        raise DumpError(path, lineno, "the title is empty")
+    return title, url
+
+
+def epoch_time(raw: str) -> datetime:
+    """The value of an epoch comment -> aware UTC datetime, or ValueError saying why not."""
+    if not (raw.isascii() and raw.isdigit()):
+        raise ValueError(f"epoch {raw!r} is not a number")
+    value = int(raw)
+    digits = len(str(value))
+    if digits > 11:
+        seconds = value // 1000
+    elif digits >= 9:
+        seconds = value
+    else:
+        raise ValueError(f"epoch {raw!r} is too small to be a date")
+    try:
+        when = datetime.fromtimestamp(seconds, UTC)
+    except (OverflowError, OSError, ValueError):
+        raise ValueError(f"epoch {raw!r} is out of range") from None
+    if not MIN_TIME <= when < MAX_TIME:
+        raise ValueError(f"epoch {raw!r} ({when:%Y-%m-%d}) is not a plausible date")
+    return when
+
+
+def zoned_time(text: str) -> datetime | None:
+    """An RFC 822 or ISO 8601 date with an explicit zone -> aware UTC, else None."""
+    text = collapse(text)
+    if not text:
+        return None
+    when: datetime | None = None
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        try:
+            when = datetime.fromisoformat(text)
+        except ValueError:
+            return None
+    if when.tzinfo is None:
+        return None
+    when = when.astimezone(UTC).replace(microsecond=0)
+    return when if MIN_TIME <= when < MAX_TIME else None
+
+
+def body_time(body: str) -> datetime | None:
+    """A date marker with an explicit zone near the start of the body (spec 2.4)."""
+    head = body[:_BODY_DATE_WINDOW]
+    m = _BODY_I_DATE.match(head)
+    if m:
+        text = _TAG.sub(" ", _BR.split(m.group(1))[-1])
+        when = zoned_time(html.unescape(text))
+        if when is not None:
+            return when
+    for m in _TIME_TAG.finditer(head):
+        when = zoned_time(html.unescape(m.group(1)))
+        if when is not None:
+            return when
+    return None
+
+
+def parse_dump(data: bytes, *, path: str, mtime: datetime, complete: bool = True) -> Dump:
+    """Parse one dump.
+
+    ``mtime`` is the file's modification time, the last fallback for the publication time.
+    With ``complete=False`` ``data`` is only the head of the file: the header is parsed and
+    ``body`` is None (the caller re-reads the whole file when the time needs the body).
+    """
+    if not data.strip():
+        raise DumpError(path, 1, "empty file")
+    text = decode(data, path, complete=complete)
+    lines = text.split("\n")
+    idx = 0
+    epoch_raw: str | None = None
+    if m := _EPOCH_LINE.fullmatch(lines[0].strip()):
+        epoch_raw = m.group(1)
+        idx = 1
+    if idx >= len(lines) or not lines[idx].strip():
+        raise DumpError(path, idx + 1, "expected the title line '[title](url)'")
+    title, url = parse_title_line(lines[idx].strip(), path, idx + 1)
+    idx += 1
+    if idx >= len(lines) or not _RULE_LINE.fullmatch(lines[idx].strip()):
+        raise DumpError(path, idx + 1, "expected a rule line of dashes ('------')")
+    idx += 1
+    date_line: tuple[int, str] | None = None
+    if idx < len(lines) and (m := _DATE_LINE.fullmatch(lines[idx].strip())):
+        date_line = (idx + 1, m.group(1))
+        idx += 1
+    while idx < len(lines) and not lines[idx].strip():
+        idx += 1
+    body = "\n".join(line.rstrip("\r") for line in lines[idx:]).strip()
+
+    warnings: list[str] = []
+    published: datetime | None = None
+    provenance = Provenance.EPOCH
+    if epoch_raw is None:
+        warnings.append(f"{path}:1: no epoch comment")
+    else:
+        try:
+            published = epoch_time(epoch_raw)
+        except ValueError as e:
+            warnings.append(f"{path}:1: {e}")
+    if published is None and date_line is not None:
+        lineno, value = date_line
+        published = zoned_time(value)
+        if published is None:
+            warnings.append(f"{path}:{lineno}: unreadable date line {value!r}")
+        else:
+            provenance = Provenance.DATE_LINE
+            warnings.append(f"{path}:{lineno}: time taken from the 日期 line")
+    if published is None:
+        published = body_time(body)
+        if published is not None:
+            provenance = Provenance.BODY
+            warnings.append(f"{path}:{idx + 1}: time taken from a date in the body")
+    if published is None:
+        published = mtime.astimezone(UTC).replace(microsecond=0)
+        provenance = Provenance.MTIME
+        warnings.append(f"{path}:1: no usable date: time taken from the file's modification time")
+    return Dump(
+        path=path,
+        id=normalize_url(url),
+        url=url,
+        title=title,
+        published=published,
+        provenance=provenance,
+        body=body if complete else None,
+        warnings=tuple(warnings),
+    )

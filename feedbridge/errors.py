@@ -1,0 +1,39 @@
+"""The one exception tree.  Every error feedbridge raises on purpose is a FeedbridgeError."""
+
+from __future__ import annotations
+
+
+class FeedbridgeError(Exception):
+    """Root of every error feedbridge raises on purpose."""
+
+
+class ConfigError(FeedbridgeError, ValueError):
+    """The configuration file or a command-line setting is invalid."""
+
+
+class DumpError(FeedbridgeError, ValueError):
+    """A file that should be a dump breaks the grammar.
+
+    Carries the path, the 1-based line number and a human reason, so that the message is
+    ``path:line: reason`` -- the form editors and CI logs understand.
+    """
+
+    def __init__(self, path: str, line: int, reason: str) -> None:
+        super().__init__(f"{path}:{line}: {reason}")
+        self.path = path
+        self.line = line
+        self.reason = reason
+
+
+class PublishError(FeedbridgeError, OSError):
+    """An output file could not be written (the old file, if any, is left intact)."""
+
+
+class LockedError(FeedbridgeError):
+    """Another feedbridge process holds the output folder."""
+
+    def __init__(self, out: str, pid: int | None) -> None:
+        who = f"pid {pid}" if pid else "another process"
+        super().__init__(f"{out} is in use by {who} (feedbridge lock)")
+        self.out = out
+        self.pid = pid

@@ -1,0 +1,374 @@
+"""I/O: what is on disk, and what changed since the last build.
+
+The index is a SQLite file in the state directory (never inside OUT).  Per dump it keeps the
+path, size and mtime and the header facts (id, URL, title, time, provenance) or the rejection;
+a build re-reads only files that are new or whose size or mtime changed.  Headers are read from
+the first few KiB of a file: bodies are read only for entries that make it into a feed, and
+their cleaned form is cached by (path, size, mtime).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import logging
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from feedbridge import __version__
+from feedbridge.dump import parse_dump
+from feedbridge.errors import DumpError
+from feedbridge.model import Content, Dump, Provenance, Rejection
+
+logger = logging.getLogger(__name__)
+
+#: Bytes read to parse a header; the rest of a dump is its body.
+HEAD_BYTES = 4096
+#: Bump when the tables change; the index version also includes feedbridge's version, since
+#: cached content depends on the cleaning code.
+SCHEMA = 1
+_IGNORED_SUFFIXES = (".swp", ".tmp", ".part", "~")
+
+
+def is_dump_name(name: str, pattern: str) -> bool:
+    """Spec section 6: hidden, editor and partial files are never dumps."""
+    if name.startswith(".") or name.endswith(_IGNORED_SUFFIXES):
+        return False
+    return fnmatch.fnmatchcase(name, pattern)
+
+
+@dataclass(frozen=True, slots=True)
+class FileStat:
+    rel: str
+    source: str
+    size: int
+    mtime_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """What the index knows of one dump: its header facts, or why it was rejected."""
+
+    rel: str
+    source: str
+    size: int
+    mtime_ns: int
+    id: str | None = None
+    url: str | None = None
+    title: str | None = None
+    published: int | None = None
+    provenance: str | None = None
+    warnings: tuple[str, ...] = ()
+    line: int = 0
+    reason: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.reason is None
+
+    @property
+    def published_at(self) -> datetime:
+        return datetime.fromtimestamp(self.published or 0, UTC)
+
+
+def list_sources(root: Path) -> list[str]:
+    """Immediate, visible subfolders of the dumps root."""
+    try:
+        with os.scandir(root) as it:
+            return sorted(e.name for e in it if not e.name.startswith(".") and e.is_dir())
+    except FileNotFoundError:
+        return []
+
+
+def scan_source(root: Path, source: str, pattern: str) -> Iterator[FileStat]:
+    try:
+        it = os.scandir(root / source)
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    with it:
+        for entry in it:
+            if not is_dump_name(entry.name, pattern):
+                continue
+            try:
+                st = entry.stat()
+                if not entry.is_file():
+                    continue
+            except FileNotFoundError:
+                continue
+            yield FileStat(f"{source}/{entry.name}", source, st.st_size, st.st_mtime_ns)
+
+
+def scan(root: Path, sources: Iterable[str], pattern: str) -> dict[str, FileStat]:
+    return {st.rel: st for source in sources for st in scan_source(root, source, pattern)}
+
+
+def mtime_datetime(mtime_ns: int) -> datetime:
+    return datetime.fromtimestamp(mtime_ns // 1_000_000_000, UTC)
+
+
+def _row(st: FileStat, dump: Dump) -> Row:
+    return Row(
+        rel=st.rel,
+        source=st.source,
+        size=st.size,
+        mtime_ns=st.mtime_ns,
+        id=dump.id,
+        url=dump.url,
+        title=dump.title,
+        published=int(dump.published.timestamp()),
+        provenance=dump.provenance.value,
+        warnings=dump.warnings,
+    )
+
+
+def _rejected(st: FileStat, line: int, reason: str) -> Row:
+    return Row(rel=st.rel, source=st.source, size=st.size, mtime_ns=st.mtime_ns, line=line,
+               reason=reason)
+
+
+def read_dump(root: Path, st: FileStat, *, max_bytes: int, head_only: bool) -> tuple[Row, Dump | None]:
+    """Read and parse one file.  Returns its index row and, when read whole, the full Dump.
+
+    Never raises for a bad dump: a rejection is a Row with a reason.  A file that vanished
+    raises FileNotFoundError (the caller treats it as deleted).
+    """
+    path = root / st.rel
+    display = str(path)
+    if st.size > max_bytes:
+        return _rejected(st, 1, f"file is {st.size} bytes, over the limit of {max_bytes}"), None
+    mtime = mtime_datetime(st.mtime_ns)
+    try:
+        with path.open("rb") as f:
+            data = f.read((HEAD_BYTES if head_only else max_bytes) + 1)
+    except FileNotFoundError:
+        raise
+    except OSError as e:
+        return _rejected(st, 1, f"cannot read: {e.strerror or e}"), None
+    if head_only:
+        complete = len(data) <= HEAD_BYTES
+        data = data[:HEAD_BYTES]
+    elif len(data) > max_bytes:
+        return _rejected(st, 1, f"file is over the limit of {max_bytes} bytes"), None
+    else:
+        complete = True
+    try:
+        dump = parse_dump(data, path=display, mtime=mtime, complete=complete)
+        if not complete and dump.provenance is Provenance.MTIME:
+            return read_dump(root, st, max_bytes=max_bytes, head_only=False)
+    except DumpError as e:
+        if not complete:
+            # The head may have cut a long title line: judge the whole file.
+            return read_dump(root, st, max_bytes=max_bytes, head_only=False)
+        return _rejected(st, e.line, e.reason), None
+    return _row(st, dump), dump if complete else None
+
+
+class Index:
+    """The persistent index of one output's dumps, cleaned contents and rendered feeds."""
+
+    def __init__(self, path: Path | None, *, root: Path, out: Path) -> None:
+        self.path = path
+        self.root = root
+        self.out = out
+        self.db = self._open()
+
+    # -- opening, versioning, recovery -------------------------------------------------------
+
+    def _identity(self) -> dict[str, str]:
+        return {
+            "schema": str(SCHEMA),
+            "version": __version__,
+            "root": str(self.root.resolve()),
+            "out": str(self.out.resolve()),
+        }
+
+    def _connect(self) -> sqlite3.Connection:
+        target = str(self.path) if self.path else ":memory:"
+        db = sqlite3.connect(target, timeout=30, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        return db
+
+    def _open(self) -> sqlite3.Connection:
+        if self.path:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            db = self._connect()
+            if self._compatible(db):
+                return db
+            db.close()
+            logger.warning("index %s is from another version or output: rebuilding it", self.path)
+            self._remove()
+        except sqlite3.DatabaseError as e:
+            logger.warning("index %s is unreadable (%s): setting it aside and rebuilding", self.path, e)
+            self._set_aside()
+        db = self._connect()
+        self._create(db)
+        return db
+
+    def _compatible(self, db: sqlite3.Connection) -> bool:
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if not tables:
+            self._create(db)
+            return True
+        if "meta" not in tables:
+            return False
+        meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+        # Probe every table: a damaged page surfaces here rather than mid-build.
+        for table in ("dumps", "content", "feeds"):
+            db.execute(f"SELECT count(*) FROM {table}").fetchone()
+        return meta == self._identity()
+
+    def _create(self, db: sqlite3.Connection) -> None:
+        db.executescript(
+            """
+            BEGIN;
+            CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+            CREATE TABLE IF NOT EXISTS dumps (
+                rel TEXT PRIMARY KEY, source TEXT NOT NULL, size INTEGER NOT NULL,
+                mtime_ns INTEGER NOT NULL, id TEXT, url TEXT, title TEXT, published INTEGER,
+                provenance TEXT, warnings TEXT NOT NULL DEFAULT '[]', line INTEGER NOT NULL DEFAULT 0,
+                reason TEXT);
+            CREATE INDEX IF NOT EXISTS dumps_newest ON dumps (source, published DESC, rel DESC)
+                WHERE reason IS NULL;
+            CREATE TABLE IF NOT EXISTS content (
+                rel TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
+                html TEXT NOT NULL, summary TEXT NOT NULL, image TEXT, author TEXT);
+            CREATE TABLE IF NOT EXISTS feeds (
+                name TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, entries INTEGER NOT NULL,
+                files TEXT NOT NULL);
+            COMMIT;
+            """
+        )
+        db.execute("DELETE FROM meta")
+        db.executemany("INSERT INTO meta VALUES (?, ?)", sorted(self._identity().items()))
+
+    def _remove(self) -> None:
+        if self.path:
+            for suffix in ("", "-wal", "-shm"):
+                Path(str(self.path) + suffix).unlink(missing_ok=True)
+
+    def _set_aside(self) -> None:
+        if not self.path:
+            return
+        stamp = time.strftime("%Y%m%dT%H%M%S")
+        aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
+        try:
+            self.path.replace(aside)
+        except OSError:
+            pass
+        for suffix in ("-wal", "-shm"):
+            Path(str(self.path) + suffix).unlink(missing_ok=True)
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -- dumps ------------------------------------------------------------------------------
+
+    def known(self) -> dict[str, tuple[int, int]]:
+        return {rel: (size, mt) for rel, size, mt in self.db.execute(
+            "SELECT rel, size, mtime_ns FROM dumps")}
+
+    def apply(self, rows: Iterable[Row], deleted: Iterable[str]) -> None:
+        """Store new and changed rows and forget deleted paths, in one transaction."""
+        db = self.db
+        db.execute("BEGIN")
+        try:
+            db.executemany(
+                "INSERT OR REPLACE INTO dumps VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    (r.rel, r.source, r.size, r.mtime_ns, r.id, r.url, r.title, r.published,
+                     r.provenance, json.dumps(list(r.warnings), ensure_ascii=False), r.line,
+                     r.reason)
+                    for r in rows
+                ),
+            )
+            gone = [(rel,) for rel in deleted]
+            db.executemany("DELETE FROM dumps WHERE rel = ?", gone)
+            db.executemany("DELETE FROM content WHERE rel = ?", gone)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def _rows(self, sql: str, params: Iterable[object] = ()) -> Iterator[Row]:
+        for r in self.db.execute(sql, tuple(params)):
+            yield Row(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8],
+                      tuple(json.loads(r[9])), r[10], r[11])
+
+    def newest(self, sources: Iterable[str], now: int) -> Iterator[Row]:
+        """Accepted dumps of these sources, newest first (then by path), none after ``now``."""
+        sources = list(sources)
+        if not sources:
+            return iter(())
+        marks = ",".join("?" * len(sources))
+        return self._rows(
+            f"SELECT * FROM dumps WHERE reason IS NULL AND source IN ({marks}) AND published <= ?"
+            " ORDER BY published DESC, rel DESC",
+            [*sources, now],
+        )
+
+    def future(self, now: int) -> list[Row]:
+        return list(self._rows(
+            "SELECT * FROM dumps WHERE reason IS NULL AND published > ? ORDER BY published, rel",
+            [now]))
+
+    def rejected(self) -> list[Row]:
+        return list(self._rows("SELECT * FROM dumps WHERE reason IS NOT NULL ORDER BY rel"))
+
+    def fallbacks(self) -> list[Row]:
+        return list(self._rows(
+            "SELECT * FROM dumps WHERE reason IS NULL AND provenance != ? ORDER BY rel",
+            [Provenance.EPOCH.value]))
+
+    def count(self) -> int:
+        n: int = self.db.execute("SELECT count(*) FROM dumps").fetchone()[0]
+        return n
+
+    # -- cleaned content --------------------------------------------------------------------
+
+    def content(self, row: Row) -> Content | None:
+        r = self.db.execute(
+            "SELECT html, summary, image, author FROM content WHERE rel=? AND size=? AND mtime_ns=?",
+            (row.rel, row.size, row.mtime_ns),
+        ).fetchone()
+        return Content(r[0], r[1], r[2], r[3]) if r else None
+
+    def store_content(self, items: Iterable[tuple[Row, Content]]) -> None:
+        self.db.execute("BEGIN")
+        self.db.executemany(
+            "INSERT OR REPLACE INTO content VALUES (?,?,?,?,?,?,?)",
+            ((r.rel, r.size, r.mtime_ns, c.html, c.summary, c.image, c.author) for r, c in items),
+        )
+        self.db.execute("COMMIT")
+
+    def prune_content(self, keep: Iterable[str]) -> None:
+        """Forget cleaned content no feed shows any more."""
+        self.db.execute("BEGIN")
+        self.db.execute("CREATE TEMP TABLE IF NOT EXISTS keep (rel TEXT PRIMARY KEY)")
+        self.db.execute("DELETE FROM keep")
+        self.db.executemany("INSERT OR IGNORE INTO keep VALUES (?)", ((k,) for k in keep))
+        self.db.execute("DELETE FROM content WHERE rel NOT IN (SELECT rel FROM keep)")
+        self.db.execute("COMMIT")
+
+    # -- rendered feeds ---------------------------------------------------------------------
+
+    def feed_state(self) -> dict[str, tuple[str, int, list[list[object]]]]:
+        return {name: (fp, n, json.loads(files)) for name, fp, n, files in self.db.execute(
+            "SELECT name, fingerprint, entries, files FROM feeds")}
+
+    def store_feed(self, name: str, fingerprint: str, entries: int, files: list[list[object]]) -> None:
+        self.db.execute("INSERT OR REPLACE INTO feeds VALUES (?,?,?,?)",
+                        (name, fingerprint, entries, json.dumps(files)))
+
+    def forget_feed(self, name: str) -> None:
+        self.db.execute("DELETE FROM feeds WHERE name = ?", (name,))
+
+
+def rejection(row: Row, root: Path) -> Rejection:
+    return Rejection(str(root / row.rel), row.line, row.reason or "")

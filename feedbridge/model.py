@@ -1,0 +1,122 @@
+"""Frozen value types that flow through the pipeline: dump -> entry -> feed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+
+class Provenance(StrEnum):
+    """Where a dump's publication time came from (spec section 3), best first."""
+
+    EPOCH = "epoch"
+    DATE_LINE = "date-line"
+    BODY = "body-date"
+    MTIME = "mtime"
+
+
+@dataclass(frozen=True, slots=True)
+class Dump:
+    """One parsed dump.  ``body`` is None when only the header was read."""
+
+    path: str
+    id: str
+    url: str
+    title: str
+    published: datetime
+    provenance: Provenance
+    body: str | None = None
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Content:
+    """A dump body made fit for a feed."""
+
+    html: str
+    summary: str
+    image: str | None = None
+    author: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One feed entry: everything the renderers need, nothing more."""
+
+    id: str
+    url: str
+    title: str
+    published: datetime
+    source: str
+    content: Content
+
+
+@dataclass(frozen=True, slots=True)
+class FeedSpec:
+    """One output feed: which sources feed it and how it describes itself."""
+
+    name: str
+    title: str
+    sources: tuple[str, ...]
+    limit: int = 50
+    link: str | None = None
+    description: str | None = None
+    language: str | None = None
+    author: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FeedUrls:
+    """Absolute URLs of one feed's three files and the site it stands for."""
+
+    atom: str
+    rss: str
+    json: str
+    site: str
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """A file that matched a source pattern but is not a valid dump."""
+
+    path: str
+    line: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}: {self.reason}"
+
+
+@dataclass(frozen=True, slots=True)
+class Dated:
+    """A dump worth naming for its time: dated in the future, or dated by a fallback."""
+
+    path: str
+    published: datetime
+    provenance: Provenance
+
+
+@dataclass(frozen=True, slots=True)
+class FeedResult:
+    name: str
+    entries: int
+    written: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class BuildReport:
+    """What one build did.  Per-dump problems are data here, never exceptions."""
+
+    feeds: tuple[FeedResult, ...] = ()
+    rejected: tuple[Rejection, ...] = ()
+    future: tuple[Dated, ...] = ()
+    fallbacks: tuple[Dated, ...] = ()
+    scanned: int = 0
+    parsed: int = 0
+    written: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+
+    @property
+    def entries(self) -> int:
+        return sum(f.entries for f in self.feeds)

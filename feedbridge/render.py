@@ -1,0 +1,194 @@
+"""Pure rendering: (FeedSpec, entries) -> Atom, RSS 2.0 and JSON Feed 1.1 bytes.
+
+The only module that touches feedgen (untyped); it stays behind typed functions here.
+Everything is a function of the input: the feed's ``updated`` is its newest entry's time, never
+the clock, so the same entries give the same bytes.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from feedgen.feed import FeedGenerator
+from lxml import etree
+
+from feedbridge import __version__
+from feedbridge.model import Entry, FeedSpec, FeedUrls
+
+GENERATOR = "feedbridge"
+#: ``updated`` of a feed without entries: a fixed instant keeps empty feeds byte-stable.
+EMPTY_FEED_TIME = datetime(1970, 1, 1, tzinfo=UTC)
+JSONFEED_VERSION = "https://jsonfeed.org/version/1.1"
+
+
+class _Zulu(datetime):
+    """A UTC datetime that feedgen prints as RFC 3339 with ``Z`` (it calls isoformat())."""
+
+    def isoformat(self, sep: str = "T", timespec: str = "auto") -> str:
+        return self.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _zulu(when: datetime) -> _Zulu:
+    when = when.astimezone(UTC)
+    return _Zulu(when.year, when.month, when.day, when.hour, when.minute, when.second, tzinfo=UTC)
+
+
+def rfc3339(when: datetime) -> str:
+    return _zulu(when).isoformat()
+
+
+def feed_updated(entries: Sequence[Entry]) -> datetime:
+    return max((e.published for e in entries), default=EMPTY_FEED_TIME)
+
+
+def feed_author(spec: FeedSpec) -> str:
+    return spec.author or spec.title
+
+
+def _generator(
+    spec: FeedSpec, entries: Sequence[Entry], urls: FeedUrls, self_url: str, self_type: str
+) -> Any:
+    fg = FeedGenerator()
+    fg.load_extension("media", atom=True, rss=True)
+    fg.load_extension("dc", atom=False, rss=True)
+    fg.id(urls.atom)
+    fg.title(spec.title)
+    fg.author({"name": feed_author(spec)})
+    # feedgen uses the last link as RSS's channel <link>: the site must come last.
+    fg.link(href=self_url, rel="self", type=self_type)
+    fg.link(href=urls.site, rel="alternate", type="text/html")
+    fg.description(spec.description or spec.title)
+    if spec.language:
+        fg.language(spec.language)
+    fg.generator(GENERATOR, version=__version__)
+    fg.updated(_zulu(feed_updated(entries)))
+    for entry in entries:
+        _add_entry(fg, spec, entry)
+    return fg
+
+
+def _add_entry(fg: Any, spec: FeedSpec, entry: Entry) -> None:
+    fe = fg.add_entry(order="append")
+    fe.guid(entry.id, permalink=True)
+    fe.title(entry.title)
+    fe.link(href=entry.url, rel="alternate", type="text/html")
+    when = _zulu(entry.published)
+    fe.published(when)
+    fe.updated(when)
+    content = entry.content
+    if content.summary:
+        fe.summary(content.summary)
+    if content.html:
+        fe.content(content.html, type="html")
+    author = content.author or spec.author
+    if author:
+        fe.author({"name": author})
+        fe.dc.dc_creator(author)
+    fe.category(term=entry.source)
+    if content.image:
+        fe.media.thumbnail({"url": content.image}, group=None)
+
+
+def render_atom(spec: FeedSpec, entries: Sequence[Entry], urls: FeedUrls) -> bytes:
+    data: bytes = _generator(spec, entries, urls, urls.atom, "application/atom+xml").atom_str(pretty=True)
+    return data
+
+
+def render_rss(spec: FeedSpec, entries: Sequence[Entry], urls: FeedUrls) -> bytes:
+    data: bytes = _generator(spec, entries, urls, urls.rss, "application/rss+xml").rss_str(pretty=True)
+    return data
+
+
+def render_json(spec: FeedSpec, entries: Sequence[Entry], urls: FeedUrls) -> bytes:
+    feed: dict[str, Any] = {
+        "version": JSONFEED_VERSION,
+        "title": spec.title,
+        "home_page_url": urls.site,
+        "feed_url": urls.json,
+        "description": spec.description or spec.title,
+        "authors": [{"name": feed_author(spec)}],
+    }
+    if spec.language:
+        feed["language"] = spec.language
+    items = []
+    for entry in entries:
+        when = rfc3339(entry.published)
+        item: dict[str, Any] = {
+            "id": entry.id,
+            "url": entry.url,
+            "title": entry.title,
+            "content_html": entry.content.html,
+            "summary": entry.content.summary,
+        }
+        if entry.content.image:
+            item["image"] = entry.content.image
+        item["date_published"] = when
+        item["date_modified"] = when
+        author = entry.content.author or spec.author
+        if author:
+            item["authors"] = [{"name": author}]
+        item["tags"] = [entry.source]
+        items.append(item)
+    feed["items"] = items
+    return (json.dumps(feed, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+
+
+def render_index(feeds: Sequence[tuple[FeedSpec, FeedUrls, int]], *, title: str) -> bytes:
+    """``index.html``: every feed with its three links and discovery tags."""
+    esc = html.escape
+    head = [
+        "<!DOCTYPE html>",
+        '<html lang="en">',
+        "<head>",
+        '<meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{esc(title)}</title>",
+    ]
+    body = [f"<h1>{esc(title)}</h1>", "<ul>"]
+    for spec, urls, count in feeds:
+        name = esc(spec.title)
+        head.append(
+            f'<link rel="alternate" type="application/atom+xml" title="{name} (Atom)"'
+            f' href="{esc(urls.atom)}">'
+        )
+        head.append(
+            f'<link rel="alternate" type="application/rss+xml" title="{name} (RSS)"'
+            f' href="{esc(urls.rss)}">'
+        )
+        head.append(
+            f'<link rel="alternate" type="application/feed+json" title="{name} (JSON Feed)"'
+            f' href="{esc(urls.json)}">'
+        )
+        body.append(
+            f"<li><strong>{name}</strong> ({count} entries): "
+            f'<a href="{esc(urls.atom)}">Atom</a> · <a href="{esc(urls.rss)}">RSS</a> · '
+            f'<a href="{esc(urls.json)}">JSON Feed</a></li>'
+        )
+    body.append("</ul>")
+    body.append(f'<p>Generated by {GENERATOR} {esc(__version__)}.</p>')
+    lines = [*head, "</head>", "<body>", *body, "</body>", "</html>", ""]
+    return "\n".join(lines).encode("utf-8")
+
+
+def render_opml(feeds: Sequence[tuple[FeedSpec, FeedUrls, int]], *, title: str) -> bytes:
+    """``feeds.opml``: the subscription list a reader can import in one go."""
+    opml = etree.Element("opml", version="2.0")
+    head = etree.SubElement(opml, "head")
+    etree.SubElement(head, "title").text = title
+    body = etree.SubElement(opml, "body")
+    for spec, urls, _count in feeds:
+        etree.SubElement(
+            body,
+            "outline",
+            type="rss",
+            text=spec.title,
+            title=spec.title,
+            xmlUrl=urls.atom,
+            htmlUrl=urls.site,
+        )
+    data: bytes = etree.tostring(opml, pretty_print=True, xml_declaration=True, encoding="UTF-8")
+    return data

@@ -1,0 +1,173 @@
+"""Content hygiene (spec section 5), checked with an independent parser (BeautifulSoup)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from bs4 import BeautifulSoup
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from feedbridge.content import SUMMARY_LENGTH, clean_html, resolve_srcset
+from feedbridge.dump import parse_dump
+
+from .conftest import EDGE, real_dumps
+
+BASE = "https://www.example.org/news/2024/article.html"
+UNSAFE_TAGS = ("script", "style", "iframe", "form", "input", "object", "embed", "noscript",
+               "frame", "template", "textarea", "button", "svg", "link", "meta")
+URL_ATTRS = ("href", "src", "poster", "cite")
+
+
+def assert_safe(fragment: str) -> None:
+    soup = BeautifulSoup(fragment, "html.parser")
+    assert not soup.find_all(UNSAFE_TAGS), fragment
+    for tag in soup.find_all(True):
+        for attr, value in tag.attrs.items():
+            assert not attr.lower().startswith("on"), (tag.name, attr)
+            assert attr not in ("class", "id", "style"), (tag.name, attr)
+            text = " ".join(value) if isinstance(value, list) else value
+            assert "javascript:" not in text.lower().replace(" ", ""), (tag.name, attr, text)
+            if attr in URL_ATTRS:
+                assert text.startswith(("http://", "https://", "mailto:")), (tag.name, attr, text)
+            if attr == "srcset":
+                for item in text.split(","):
+                    assert item.strip().startswith(("http://", "https://")), text
+
+
+def body_of(path: Path) -> tuple[str, str]:
+    dump = parse_dump(path.read_bytes(), path=str(path), mtime=datetime.now(UTC))
+    return dump.body or "", dump.url
+
+
+def test_hostile_html_from_the_corpus() -> None:
+    body, url = body_of(EDGE / "hostile-html.md")
+    content = clean_html(body, base_url=url)
+    assert_safe(content.html)
+    soup = BeautifulSoup(content.html, "html.parser")
+    srcs = [img["src"] for img in soup.find_all("img")]
+    # relative src resolved; lazy data-src promoted (and its data: placeholder gone)
+    assert "https://example.org/news/x.jpg" in srcs
+    assert "https://example.org/lazy.jpg" in srcs
+    assert not any(s.startswith("data:") for s in srcs)
+    # the iframe became a link to what it embedded
+    assert "https://www.youtube.com/embed/abc123" in [a.get("href") for a in soup.find_all("a")]
+    # proxied image keeps the working proxy and drops the hot-link-blocked srcset
+    proxied = [img for img in soup.find_all("img") if "weserv" in img["src"]]
+    assert proxied and not proxied[0].get("srcset")
+    assert "alert" not in content.html
+    assert "color:red" not in content.html
+    assert content.summary.startswith("Click")
+
+
+@pytest.mark.parametrize(
+    ("body", "needle", "absent"),
+    [
+        ('<a href="/a/42.html">x</a>', 'href="https://www.example.org/a/42.html"', None),
+        ('<a href="b.html">x</a>', 'href="https://www.example.org/news/2024/b.html"', None),
+        ('<img src="//cdn.example.net/i.jpg">', 'src="https://cdn.example.net/i.jpg"', None),
+        ('<img src="a.jpg" srcset="a.jpg 1x, /b.jpg 2x">',
+         'srcset="https://www.example.org/news/2024/a.jpg 1x, https://www.example.org/b.jpg 2x"',
+         None),
+        ('<video src="v.mp4" poster="p.jpg" controls></video>',
+         'poster="https://www.example.org/news/2024/p.jpg"', None),
+        ('<a href="JaVaScRiPt:alert(1)">x</a>', ">x</a>", "alert"),
+        ('<a href=" javascript:alert(1)">x</a>', ">x</a>", "alert"),
+        ('<img src="x.jpg" onerror="alert(2)">', "x.jpg", "onerror"),
+        ('<p style="color:red" class="c" id="i">t</p>', "<p>t</p>", "style"),
+        ("<div><span></span><p> </p></div><p>kept</p>", "<p>kept</p>", "<div>"),
+        ('<noscript><img src="/real.jpg"></noscript><img src="data:image/gif;base64,AA" '
+         'data-src="/real.jpg">', "real.jpg", "noscript"),
+        ('<div><noscript><img src="/only.jpg"></noscript></div>', "only.jpg", "noscript"),
+        ('<form action="/x"><input name="q"><p>in form</p></form><p>after</p>', "after",
+         "in form"),
+        ('<section data-e2e="advertisement"><p>广告</p></section><p>正文</p>', "正文", "广告"),
+        ('<iframe src="//player.bilibili.com/p.html?aid=1&amp;b=2"></iframe>',
+         'href="https://player.bilibili.com/p.html?aid=1&amp;b=2"', "<iframe"),
+        ("<p>a&#1;b</p>", "<p>ab</p>", "&#1;"),
+        ("<svg><script>alert(1)</script></svg><p>t</p>", "<p>t</p>", "alert"),
+        ('<math><mi xlink:href="javascript:alert(1)">x</mi></math>', "", "javascript"),
+        ("<!-- comment --><p>t</p>", "<p>t</p>", "comment"),
+        ('<a href="https://x.org/a?x=1&region=2">l</a>', "region=2", None),
+    ],
+)
+def test_cleaning_rules(body: str, needle: str, absent: str | None) -> None:
+    content = clean_html(body, base_url=BASE)
+    assert_safe(content.html)
+    assert needle in content.html
+    if absent:
+        assert absent not in content.html
+
+
+def test_lazy_image_is_kept_once() -> None:
+    body = ('<p><noscript><img src="/a.png" alt="file"></noscript><img class="lazyload" '
+            'src="data:image/svg+xml,%3Csvg%3E" data-src="/a.png" alt="file"></p>')
+    soup = BeautifulSoup(clean_html(body, base_url=BASE).html, "html.parser")
+    assert [img["src"] for img in soup.find_all("img")] == ["https://www.example.org/a.png"]
+
+
+def test_summary_is_plain_text_cut_by_characters() -> None:
+    body = "<p>" + "中" * 500 + "</p><p>tail</p>"
+    summary = clean_html(body, base_url=BASE).summary
+    assert len(summary) == SUMMARY_LENGTH
+    assert summary.endswith("…") and "<" not in summary
+
+
+def test_summary_separates_blocks_and_skips_bylines() -> None:
+    body = ("<address>储百亮</address><time datetime='2025-02-14'>2025年2月14日</time>"
+            "<figure><img src='/i.jpg'><figcaption>图片说明</figcaption></figure>"
+            "<p>第一段。</p><p>Second   paragraph.</p>")
+    content = clean_html(body, base_url=BASE)
+    assert content.summary == "第一段。 Second paragraph."
+    assert content.author == "储百亮"
+    assert content.image == "https://www.example.org/i.jpg"
+
+
+def test_empty_body() -> None:
+    content = clean_html("", base_url=BASE)
+    assert (content.html, content.summary, content.image, content.author) == ("", "", None, None)
+
+
+def test_author_from_address_in_corpus() -> None:
+    body, url = body_of(EDGE / "author-address.md")
+    assert clean_html(body, base_url=url).author == "储百亮, CATIE EDMONDSON"
+
+
+def test_srcset_resolution() -> None:
+    assert resolve_srcset("a.jpg 1x,b.jpg 2x", BASE) == (
+        "https://www.example.org/news/2024/a.jpg 1x, https://www.example.org/news/2024/b.jpg 2x")
+    assert resolve_srcset("javascript:x 1x", BASE) is None
+
+
+@pytest.mark.parametrize("path", real_dumps(), ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_every_real_body_cleans_safely(path: Path) -> None:
+    body, url = body_of(path)
+    content = clean_html(body, base_url=url)
+    assert_safe(content.html)
+    assert content.html and content.summary
+    assert len(content.summary) <= SUMMARY_LENGTH
+    assert clean_html(body, base_url=url) == content  # deterministic
+    if content.image:
+        assert content.image.startswith(("http://", "https://"))
+
+
+html_fragments = st.lists(
+    st.sampled_from([
+        "<p>", "</p>", "<div>", "</div>", "<script>", "</script>", "alert(1)", "<img src=x>",
+        "<a href='javascript:alert(1)'>", "</a>", "<iframe src='//e.org/v'>", "</iframe>",
+        "<style>p{}</style>", "<noscript>", "</noscript>", " onload=alert(1) ", "<svg>",
+        "<p onclick='x'>", "&lt;script&gt;", "<img data-src='/l.jpg' src='data:x'>", "text",
+        "中文", "<!--", "-->", "<form>", "<math>", "<![CDATA[", "]]>", "\x0b", "&#0;", "<br>",
+    ]),
+    max_size=30,
+).map("".join)
+
+
+@settings(max_examples=300)
+@given(html_fragments)
+def test_cleaning_is_always_safe(fragment: str) -> None:
+    content = clean_html(fragment, base_url=BASE)
+    assert_safe(content.html)
+    assert "<script" not in content.html.lower()

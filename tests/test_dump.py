@@ -1,0 +1,344 @@
+"""The parser against the spec: every corpus file, every rule, and properties."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from feedbridge.dump import epoch_time, normalize_url, parse_dump, parse_title_line
+from feedbridge.errors import DumpError, FeedbridgeError
+from feedbridge.model import Provenance
+
+from .conftest import EDGE, REAL, real_dumps
+
+MTIME = datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC)
+
+
+def parse(path: Path, mtime: datetime = MTIME):  # type: ignore[no-untyped-def]
+    return parse_dump(path.read_bytes(), path=str(path), mtime=mtime)
+
+
+def utc(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+STANDARD_TIME = utc("2022-01-10T16:59:03Z")
+
+ACCEPTED = {
+    "standard.md": ("标准样例：美俄会谈", "https://www.voachinese.com/a/sample-20220110/6390398.html",
+                    STANDARD_TIME, Provenance.EPOCH),
+    "epoch-seconds.md": ("Epoch in seconds", "https://example.org/news/seconds", STANDARD_TIME,
+                         Provenance.EPOCH),
+    "epoch-nan-body-date.md": ("No epoch, date in body", "https://example.org/news/nan",
+                               utc("2022-01-10T16:06:38Z"), Provenance.BODY),
+    "epoch-nan-iso-body-date.md": ("No epoch, ISO date in body", "https://example.org/news/nan-iso",
+                                   utc("2022-04-11T03:23:48Z"), Provenance.BODY),
+    "no-epoch-date-line.md": ("旧格式：日期行", "https://chinadigitaltimes.net/chinese/2020/07/sample/",
+                              utc("2020-07-02T17:14:14Z"), Provenance.DATE_LINE),
+    "no-date-at-all.md": ("No date anywhere", "https://example.org/news/nodate", MTIME,
+                          Provenance.MTIME),
+    "brackets-in-title.md": ('Who said "[x]" (and why)', "https://a.example/p?q=(1)", STANDARD_TIME,
+                             Provenance.EPOCH),
+    "crlf-bom.md": ("CRLF line endings and a BOM", "https://example.org/news/crlf", STANDARD_TIME,
+                    Provenance.EPOCH),
+    "empty-body.md": ("Empty body", "https://example.org/news/empty", STANDARD_TIME,
+                      Provenance.EPOCH),
+    "control-chars.md": ("Controlcharacters in title", "https://example.org/news/ctrl",
+                         STANDARD_TIME, Provenance.EPOCH),
+    "hostile-html.md": ("Hostile HTML", "https://example.org/news/hostile", STANDARD_TIME,
+                        Provenance.EPOCH),
+    "duplicate-url-newer.md": ("Same article, newer dump", "https://example.org/news/dup",
+                               STANDARD_TIME, Provenance.EPOCH),
+    "duplicate-url-older.md": ("Same article, older dump",
+                               "https://EXAMPLE.org:443/news/dup#:~:text=hello",
+                               utc("2020-09-13T12:26:40Z"), Provenance.EPOCH),
+    "future.md": ("From the future (2100-01-01)", "https://example.org/news/future",
+                  utc("2100-01-01T00:00:00Z"), Provenance.EPOCH),
+    "author-address.md": ("有作者的文章", "https://cn.nytimes.com/world/20250214/sample/",
+                          utc("2025-02-14T01:37:01Z"), Provenance.EPOCH),
+}
+
+REJECTED = {
+    "bad-no-title.md": (2, "title line"),
+    "bad-no-url.md": (2, "no URL"),
+    "bad-not-http.md": (2, "not http"),
+    "bad-nul-bytes.md": (5, "NUL"),
+    "bad-not-utf8.md": (2, "UTF-8"),
+    "empty-file.md": (1, "empty"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ACCEPTED))
+def test_edge_accepted(name: str) -> None:
+    title, url, when, provenance = ACCEPTED[name]
+    dump = parse(EDGE / name)
+    assert (dump.title, dump.url, dump.published, dump.provenance) == (title, url, when, provenance)
+    assert dump.published.tzinfo is UTC
+    assert (provenance is Provenance.EPOCH) == (not dump.warnings)
+
+
+@pytest.mark.parametrize("name", sorted(REJECTED))
+def test_edge_rejected(name: str) -> None:
+    line, words = REJECTED[name]
+    path = EDGE / name
+    with pytest.raises(DumpError) as info:
+        parse(path)
+    assert info.value.line == line
+    assert words in info.value.reason
+    assert str(info.value).startswith(f"{path}:{line}: ")
+
+
+def test_edge_table_covers_every_dump_file() -> None:
+    """A new edge case in the shared corpus must get an expectation here."""
+    names = {p.name for p in EDGE.iterdir() if p.name.endswith(".md") and not p.name.startswith(".")}
+    assert names == set(ACCEPTED) | set(REJECTED)
+
+
+def test_duplicates_share_one_id() -> None:
+    older = parse(EDGE / "duplicate-url-older.md")
+    newer = parse(EDGE / "duplicate-url-newer.md")
+    assert older.id == newer.id == "https://example.org/news/dup"
+
+
+def test_crlf_bom_parses_like_lf() -> None:
+    raw = (EDGE / "crlf-bom.md").read_bytes()
+    plain = raw.removeprefix(b"\xef\xbb\xbf").replace(b"\r\n", b"\n")
+    a = parse_dump(raw, path="a", mtime=MTIME)
+    b = parse_dump(plain, path="a", mtime=MTIME)
+    assert a == b
+    assert a.body == "<p>Windows line endings.</p>"
+
+
+def test_control_characters_removed_from_body() -> None:
+    dump = parse(EDGE / "control-chars.md")
+    assert dump.body == "<p>Bad char here.</p>"
+
+
+@pytest.mark.parametrize("path", real_dumps(), ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_every_real_dump_parses_with_its_epoch(path: Path) -> None:
+    raw = path.read_bytes()
+    dump = parse_dump(raw, path=str(path), mtime=MTIME)
+    first = raw.split(b"\n", 1)[0].decode().strip()
+    millis = int(first.removeprefix("<!--").removesuffix("-->"))
+    assert dump.provenance is Provenance.EPOCH
+    assert dump.published == datetime.fromtimestamp(millis // 1000, UTC)
+    assert dump.url.startswith(("http://", "https://"))
+    assert dump.title and dump.title == " ".join(dump.title.split())
+    assert dump.body
+
+
+def test_real_corpus_is_all_there() -> None:
+    assert len(real_dumps()) >= 100
+    assert {p.name for p in REAL.iterdir()} >= {"voa", "nyt", "bbc", "BBC", "cdt", "rfi"}
+
+
+@pytest.mark.parametrize(
+    ("line", "title", "url"),
+    [
+        ("[a](https://x.org/)", "a", "https://x.org/"),
+        ('[Who said "[x]" (and why)](https://a.example/p?q=(1))', 'Who said "[x]" (and why)',
+         "https://a.example/p?q=(1)"),
+        ("[a](b) c](https://x.org/p)", "a](b) c", "https://x.org/p"),
+        ("[&amp; &lt;b&gt;  spaced\ttitle ](http://x.org)", "& <b> spaced title", "http://x.org"),
+        ("[t](https://x.org/a b)", "t", "https://x.org/a%20b"),
+        ("[中文](https://www.dw.com/zh/%E5%AA%92/a-1)", "中文", "https://www.dw.com/zh/%E5%AA%92/a-1"),
+    ],
+)
+def test_title_line(line: str, title: str, url: str) -> None:
+    assert parse_title_line(line, "p", 2) == (title, url)
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        ("just text", "expected the title line"),
+        ("[t]()", "no URL"),
+        ("[t](/relative)", "not an absolute"),
+        ("[t](mailto:a@b.org)", "not http"),
+        ("[t](https://)", "no host"),
+        ("[ ](https://x.org)", "title is empty"),
+    ],
+)
+def test_title_line_rejections(line: str, reason: str) -> None:
+    with pytest.raises(DumpError, match=reason):
+        parse_title_line(line, "p", 2)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("1641833943000", "2022-01-10T16:59:03+00:00"),
+        ("1641833943999", "2022-01-10T16:59:03+00:00"),
+        ("1641833943", "2022-01-10T16:59:03+00:00"),
+        ("946684800", "2000-01-01T00:00:00+00:00"),
+        ("4102444800000", "2100-01-01T00:00:00+00:00"),
+    ],
+)
+def test_epoch_values(raw: str, expected: str) -> None:
+    assert epoch_time(raw).isoformat() == expected
+
+
+@pytest.mark.parametrize("raw", ["NaN", "0", "", "12345", "-1641833943000", "1.5e12",
+                                 "100000000", "99999999999999999999", "１２３４５６７８９０"])
+def test_epoch_unusable(raw: str) -> None:
+    with pytest.raises(ValueError):
+        epoch_time(raw)
+
+
+def test_unusable_epoch_falls_back_to_mtime_with_warning() -> None:
+    data = b"<!--500000000000-->\n[t](https://x.org/)\n------\n\n<p>x</p>\n"
+    dump = parse_dump(data, path="d.md", mtime=MTIME)
+    assert dump.provenance is Provenance.MTIME
+    assert dump.published == MTIME
+    assert any("not a plausible date" in w for w in dump.warnings)
+
+
+def test_body_date_without_zone_is_not_used() -> None:
+    data = b"<!--NaN-->\n[t](https://x.org/)\n------\n\n<div>25/09/2023 - 00:48</div><p>x</p>"
+    assert parse_dump(data, path="d.md", mtime=MTIME).provenance is Provenance.MTIME
+
+
+def test_dw_style_body_date_after_br() -> None:
+    data = ("<!--NaN-->\n[t](https://x.org/)\n------\n\n"
+            "<div><i>null 邹宗翰<br>2021-02-09T10:04:14.642Z</i></div><p>x</p>").encode()
+    dump = parse_dump(data, path="d.md", mtime=MTIME)
+    assert (dump.provenance, dump.published) == (Provenance.BODY, utc("2021-02-09T10:04:14Z"))
+
+
+def test_head_only_parse_has_no_body() -> None:
+    raw = (EDGE / "standard.md").read_bytes()
+    head = parse_dump(raw[:150], path="s", mtime=MTIME, complete=False)
+    full = parse_dump(raw, path="s", mtime=MTIME)
+    assert head.body is None
+    assert (head.id, head.title, head.published) == (full.id, full.title, full.published)
+
+
+def test_cut_multibyte_character_in_head_is_fine() -> None:
+    raw = (EDGE / "standard.md").read_bytes()
+    cut = raw.index("第".encode()) + 1
+    parse_dump(raw[:cut], path="s", mtime=MTIME, complete=False)
+    with pytest.raises(DumpError, match="UTF-8"):
+        parse_dump(raw[:cut], path="s", mtime=MTIME, complete=True)
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("https://EXAMPLE.org:443/news/dup#:~:text=hello", "https://example.org/news/dup"),
+        ("HTTP://Example.ORG:80/a?b=1", "http://example.org/a?b=1"),
+        ("http://example.org:8080/a", "http://example.org:8080/a"),
+        ("https://x.org/a?utm_source=rss&id=3&UTM_medium=x", "https://x.org/a?id=3"),
+        ("https://x.org/a?utm_source=rss", "https://x.org/a"),
+        ("https://x.org/a#section", "https://x.org/a#section"),
+        ("https://x.org/a#section:~:text=foo", "https://x.org/a#section"),
+        ("https://x.org", "https://x.org/"),
+        ("https://x.org/Path/Case?Q=Case", "https://x.org/Path/Case?Q=Case"),
+        ("https://x.org/a?x=1&region=2", "https://x.org/a?x=1&region=2"),
+        ("https://x.org/a?x=1®ion=2", "https://x.org/a?x=1®ion=2"),
+        ("https://user@X.org:443/", "https://user@x.org/"),
+        ("https://[::1]:443/a", "https://[::1]/a"),
+    ],
+)
+def test_normalize_url(url: str, expected: str) -> None:
+    assert normalize_url(url) == expected
+    assert normalize_url(expected) == expected
+
+
+# -- properties -------------------------------------------------------------------------------
+
+dump_like = st.builds(
+    lambda epoch, title, url, body, crlf, bom: (
+        (b"\xef\xbb\xbf" if bom else b"")
+        + f"{epoch}\n[{title}]({url})\n------\n\n{body}\n".replace("\n", "\r\n" if crlf else "\n")
+        .encode("utf-8", "surrogatepass")
+    ),
+    epoch=st.one_of(st.just("<!--NaN-->"), st.integers(0, 10**14).map(lambda n: f"<!--{n}-->"),
+                    st.text(max_size=20)),
+    title=st.text(max_size=40),
+    url=st.one_of(st.text(max_size=40), st.from_regex(r"https?://[a-z]{1,8}\.org/[a-z0-9/?=&#]{0,20}",
+                                                      fullmatch=True)),
+    body=st.text(max_size=200),
+    crlf=st.booleans(),
+    bom=st.booleans(),
+)
+
+
+@given(st.one_of(st.binary(max_size=400), dump_like))
+def test_parser_never_raises_anything_but_dump_error(data: bytes) -> None:
+    try:
+        dump = parse_dump(data, path="p.md", mtime=MTIME)
+    except DumpError as e:
+        assert e.line >= 1 and e.reason
+        return
+    assert dump.published.tzinfo is UTC
+    assert dump.url.startswith(("http://", "https://")) or dump.url[:5].lower() in ("http:", "https")
+    assert not any(c in dump.title + (dump.body or "") for c in "\x00\x01\x0b\x1f")
+
+
+@given(dump_like)
+def test_head_only_parse_agrees_with_full_parse(data: bytes) -> None:
+    try:
+        full = parse_dump(data, path="p.md", mtime=MTIME)
+    except DumpError:
+        return
+    try:
+        head = parse_dump(data[:64], path="p.md", mtime=MTIME, complete=False)
+    except DumpError:
+        return  # a head that cuts the title line; the index then reads the whole file
+    if head.provenance is Provenance.EPOCH:
+        assert (head.id, head.published) == (full.id, full.published)
+
+
+url_strategy = st.from_regex(
+    r"https?://[a-zA-Z]{1,10}\.(org|com)(:(80|443|8080))?/[a-z0-9/]{0,15}(\?[a-z]{1,5}=[0-9]{1,3})?",
+    fullmatch=True,
+)
+
+
+@given(url_strategy, st.sampled_from(["", "#:~:text=abc", "#top"]),
+       st.sampled_from(["", "utm_source=feed", "utm_medium=x&utm_campaign=y"]))
+def test_ids_stable_under_url_variants(url: str, fragment: str, utm: str) -> None:
+    base = normalize_url(url)
+    variant = url
+    if utm:
+        variant += ("&" if "?" in variant else "?") + utm
+    variant += fragment
+    scheme, rest = variant.split("://", 1)
+    host, _, tail = rest.partition("/")
+    variant = f"{scheme.upper()}://{host.upper()}/{tail}"
+    expected = base + ("#top" if fragment == "#top" else "")
+    assert normalize_url(variant) == expected
+    assert normalize_url(normalize_url(variant)) == normalize_url(variant)
+
+
+@given(url_strategy, st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=30))
+def test_ids_stable_under_reparsing_and_retitling(url: str, title: str) -> None:
+    title = title.replace("\n", " ").replace("\r", " ")
+    data = f"<!--1641833943000-->\n[{title}]({url})\n------\n\n<p>x</p>".encode()
+    try:
+        first = parse_dump(data, path="a.md", mtime=MTIME)
+    except DumpError:
+        return
+    again = parse_dump(data, path="b.md", mtime=datetime.now(UTC))
+    other = f"<!--1641833943000-->\n[Other title]({url})\n------\n\n<p>y</p>".encode()
+    retitled = parse_dump(other, path="c.md", mtime=MTIME)
+    assert first.id == again.id == retitled.id == normalize_url(url)
+
+
+def test_dump_error_is_a_feedbridge_error_and_value_error() -> None:
+    e = DumpError("p", 3, "why")
+    assert isinstance(e, FeedbridgeError) and isinstance(e, ValueError)
+    assert str(e) == "p:3: why"
+
+
+def test_file_names_carry_no_meaning(tmp_path: Path) -> None:
+    src = EDGE / "standard.md"
+    a = parse_dump(src.read_bytes(), path=str(tmp_path / "0.md"), mtime=MTIME)
+    b = parse_dump(src.read_bytes(), path=str(tmp_path / "1047474_其他标题.md"), mtime=MTIME)
+    assert (a.id, a.title, a.published) == (b.id, b.title, b.published)
+    assert os.path.basename(a.path) == "0.md"
