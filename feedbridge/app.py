@@ -34,7 +34,10 @@ def open_builder(
     with locked(state, out):
         index = Index(state / INDEX_NAME, root=dumps, out=out)
         try:
-            yield Builder(Target(dumps=dumps, out=out, base_url=base_url, config=config), index), state
+            yield (
+                Builder(Target(dumps=dumps, out=out, base_url=base_url, config=config), index),
+                state,
+            )
         finally:
             index.close()
 

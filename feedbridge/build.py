@@ -6,11 +6,11 @@ the build.  Only configuration and output failures raise (ConfigError, PublishEr
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
-import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -117,7 +117,9 @@ class Builder:
                 logger.warning("%s", warning)
         return rows, vanished
 
-    def refresh(self, feeds: Sequence[FeedSpec], paths: Iterable[str] | None = None) -> tuple[int, int]:
+    def refresh(
+        self, feeds: Sequence[FeedSpec], paths: Iterable[str] | None = None
+    ) -> tuple[int, int]:
         """Bring the index up to date with the disk; returns (files seen, files parsed).
 
         With ``paths`` (relative to the dumps root) only those files are looked at: the daemon
@@ -277,11 +279,15 @@ class Builder:
                 written.append(str(path))
         self.index.store_feed(spec.name, fp, len(entries), _signature(paths))
         if written:
-            logger.info("feed %s: %d entries, wrote %s", spec.name, len(entries),
-                        ", ".join(Path(p).name for p in written))
+            logger.info(
+                "feed %s: %d entries, wrote %s",
+                spec.name,
+                len(entries),
+                ", ".join(Path(p).name for p in written),
+            )
         return FeedResult(spec.name, len(entries), tuple(written)), [r.rel for r in rows]
 
-    def _remove_stale(self, state: dict[str, object], current: set[str]) -> list[str]:
+    def _remove_stale(self, state: Mapping[str, object], current: set[str]) -> list[str]:
         """Delete the files of feeds that no longer exist (only files feedbridge wrote)."""
         removed: list[str] = []
         for name in sorted(set(state) - current):
@@ -291,10 +297,8 @@ class Builder:
                 if path.exists():
                     path.unlink()
                     removed.append(str(path))
-            try:
-                folder.rmdir()
-            except OSError:
-                pass
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only when empty: never delete what feedbridge did not write
             self.index.forget_feed(name)
             logger.info("feed %s: removed (its sources are gone)", name)
         return removed
@@ -345,7 +349,3 @@ def check_tree(root: Path, config: Config) -> tuple[list[tuple[str, int, str]], 
         else:
             warnings.extend(row.warnings)
     return rejected, warnings, len(stats)
-
-
-def ensure_dir(path: Path) -> None:
-    os.makedirs(path, exist_ok=True)

@@ -28,8 +28,13 @@ logger = logging.getLogger("feedbridge")
 
 
 def _setup_logging(verbose: int, quiet: bool) -> None:
-    level = logging.ERROR if quiet else logging.DEBUG if verbose > 1 else (
-        logging.INFO if verbose else logging.WARNING)
+    level = (
+        logging.ERROR
+        if quiet
+        else logging.DEBUG
+        if verbose > 1
+        else (logging.INFO if verbose else logging.WARNING)
+    )
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("feedbridge: %(levelname)s: %(message)s"))
     root = logging.getLogger("feedbridge")
@@ -90,15 +95,29 @@ def _print_report(report: BuildReport, *, verbose: bool) -> None:
 
 
 common_options = [
-    click.option("--dumps", type=click.Path(path_type=Path, file_okay=False),
-                 help="Root folder of the dumps; each subfolder is a source."),
-    click.option("--out", type=click.Path(path_type=Path, file_okay=False),
-                 help="Output folder for the feeds (served as is by any web server)."),
+    click.option(
+        "--dumps",
+        type=click.Path(path_type=Path, file_okay=False),
+        help="Root folder of the dumps; each subfolder is a source.",
+    ),
+    click.option(
+        "--out",
+        type=click.Path(path_type=Path, file_okay=False),
+        help="Output folder for the feeds (served as is by any web server).",
+    ),
     click.option("--base-url", help="Public URL of the output folder, for self links and ids."),
-    click.option("--config", "config_file", type=click.Path(path_type=Path, dir_okay=False),
-                 help="TOML configuration file (see README)."),
-    click.option("--state", "state_dir", type=click.Path(path_type=Path, file_okay=False),
-                 help="State folder (index, lock, status); default under $XDG_CACHE_HOME."),
+    click.option(
+        "--config",
+        "config_file",
+        type=click.Path(path_type=Path, dir_okay=False),
+        help="TOML configuration file (see README).",
+    ),
+    click.option(
+        "--state",
+        "state_dir",
+        type=click.Path(path_type=Path, file_okay=False),
+        help="State folder (index, lock, status); default under $XDG_CACHE_HOME.",
+    ),
 ]
 
 
@@ -142,8 +161,14 @@ def build(
     try:
         s = _settings(config_file, dumps, out, base_url)
         assert s.out is not None and s.base_url is not None
-        report = run_build(s.config, dumps=s.dumps, out=s.out, base_url=s.base_url,
-                           state_dir=state_dir or s.config.state_dir, now=datetime.now(UTC))
+        report = run_build(
+            s.config,
+            dumps=s.dumps,
+            out=s.out,
+            base_url=s.base_url,
+            state_dir=state_dir or s.config.state_dir,
+            now=datetime.now(UTC),
+        )
     except (ConfigError, LockedError) as e:
         _fail(EXIT_USAGE, str(e))
         return
@@ -163,10 +188,17 @@ def build(
 
 
 @cli.command()
-@click.option("--dumps", type=click.Path(path_type=Path, file_okay=False),
-              help="Root folder of the dumps; each subfolder is a source.")
-@click.option("--config", "config_file", type=click.Path(path_type=Path, dir_okay=False),
-              help="TOML configuration file (see README).")
+@click.option(
+    "--dumps",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Root folder of the dumps; each subfolder is a source.",
+)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="TOML configuration file (see README).",
+)
 @click.pass_context
 def check(ctx: click.Context, dumps: Path | None, config_file: Path | None) -> None:
     """Lint every dump without writing anything.

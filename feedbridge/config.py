@@ -180,8 +180,9 @@ def resolve_feeds(config: Config, folders: Iterable[str]) -> list[FeedSpec]:
     if config.auto_feeds:
         for folder in folders:
             if folder not in feeds and _NAME.fullmatch(folder):
-                feeds[folder] = FeedSpec(name=folder, title=folder, sources=(folder,),
-                                         limit=config.limit)
+                feeds[folder] = FeedSpec(
+                    name=folder, title=folder, sources=(folder,), limit=config.limit
+                )
     return [feeds[name] for name in sorted(feeds)]
 
 

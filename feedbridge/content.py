@@ -122,13 +122,13 @@ def _lazy_target(el: etree._Element) -> bool:
 def _drop(el: etree._Element) -> None:
     """Remove an element and everything inside it, keeping the text that follows it."""
     if el.getparent() is not None:
-        lxml.html.HtmlElement.drop_tree(el)  # type: ignore[arg-type]
+        lxml.html.HtmlElement.drop_tree(el)
 
 
 def _unwrap(el: etree._Element) -> None:
     """Remove an element's tag but keep its children and text."""
     if el.getparent() is not None:
-        lxml.html.HtmlElement.drop_tag(el)  # type: ignore[arg-type]
+        lxml.html.HtmlElement.drop_tag(el)
 
 
 def _embed_link(el: etree._Element, base: str) -> None:
@@ -220,8 +220,9 @@ def _restructure(root: etree._Element, base: str) -> None:
                 _drop(el)
             elif (urlsplit(src).hostname or "") in _PROXIES:
                 # The proxy serves the picture; srcset keeps the hot-link-blocked originals.
-                el.attrib.pop("srcset", None)
-                el.attrib.pop("sizes", None)
+                for attr in ("srcset", "sizes"):
+                    if attr in el.attrib:
+                        del el.attrib[attr]
 
 
 def _attached(el: etree._Element, root: etree._Element) -> bool:
@@ -257,7 +258,7 @@ def _summary(root: etree._Element) -> str:
         _drop(first)  # the feedx date marker at the top of the body
     for el in root.iter(*_BLOCKS):
         el.tail = " " + (el.tail or "")
-    text = collapse("".join(root.itertext()))
+    text = collapse("".join(str(t) for t in root.itertext()))
     if len(text) > SUMMARY_LENGTH:
         text = text[: SUMMARY_LENGTH - 1].rstrip() + "…"
     return text
@@ -290,7 +291,7 @@ def clean_html(body: str, *, base_url: str) -> Content:
     if root is None:
         return Content(html="", summary="")
     address = root.find(".//address")
-    author = collapse(address.text_content()) if address is not None else None
+    author = collapse("".join(str(t) for t in address.itertext())) if address is not None else None
     _restructure(root, base_url)
     _remove_empty(root)
     image = next((img.get("src") for img in root.iter("img") if img.get("src")), None)

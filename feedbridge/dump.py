@@ -190,6 +190,42 @@ def body_time(body: str) -> datetime | None:
     return None
 
 
+def resolve_time(
+    *,
+    path: str,
+    epoch: str | None,
+    date_line: tuple[int, str] | None,
+    body: str,
+    body_line: int,
+    mtime: datetime,
+) -> tuple[datetime, Provenance, tuple[str, ...]]:
+    """The fallback chain of spec section 3: epoch -> 日期 line -> body date -> mtime.
+
+    Returns the time, where it came from, and a warning for every step that failed.
+    """
+    warnings: list[str] = []
+    if epoch is None:
+        warnings.append(f"{path}:1: no epoch comment")
+    else:
+        try:
+            return epoch_time(epoch), Provenance.EPOCH, ()
+        except ValueError as e:
+            warnings.append(f"{path}:1: {e}")
+    if date_line is not None:
+        lineno, value = date_line
+        when = zoned_time(value)
+        if when is not None:
+            warnings.append(f"{path}:{lineno}: time taken from the 日期 line")
+            return when, Provenance.DATE_LINE, tuple(warnings)
+        warnings.append(f"{path}:{lineno}: unreadable date line {value!r}")
+    when = body_time(body)
+    if when is not None:
+        warnings.append(f"{path}:{body_line}: time taken from a date in the body")
+        return when, Provenance.BODY, tuple(warnings)
+    warnings.append(f"{path}:1: no usable date: time taken from the file's modification time")
+    return mtime.astimezone(UTC).replace(microsecond=0), Provenance.MTIME, tuple(warnings)
+
+
 def parse_dump(data: bytes, *, path: str, mtime: datetime, complete: bool = True) -> Dump:
     """Parse one dump.
 
@@ -221,33 +257,14 @@ def parse_dump(data: bytes, *, path: str, mtime: datetime, complete: bool = True
         idx += 1
     body = "\n".join(line.rstrip("\r") for line in lines[idx:]).strip()
 
-    warnings: list[str] = []
-    published: datetime | None = None
-    provenance = Provenance.EPOCH
-    if epoch_raw is None:
-        warnings.append(f"{path}:1: no epoch comment")
-    else:
-        try:
-            published = epoch_time(epoch_raw)
-        except ValueError as e:
-            warnings.append(f"{path}:1: {e}")
-    if published is None and date_line is not None:
-        lineno, value = date_line
-        published = zoned_time(value)
-        if published is None:
-            warnings.append(f"{path}:{lineno}: unreadable date line {value!r}")
-        else:
-            provenance = Provenance.DATE_LINE
-            warnings.append(f"{path}:{lineno}: time taken from the 日期 line")
-    if published is None:
-        published = body_time(body)
-        if published is not None:
-            provenance = Provenance.BODY
-            warnings.append(f"{path}:{idx + 1}: time taken from a date in the body")
-    if published is None:
-        published = mtime.astimezone(UTC).replace(microsecond=0)
-        provenance = Provenance.MTIME
-        warnings.append(f"{path}:1: no usable date: time taken from the file's modification time")
+    published, provenance, warnings = resolve_time(
+        path=path,
+        epoch=epoch_raw,
+        date_line=date_line,
+        body=body,
+        body_line=idx + 1,
+        mtime=mtime,
+    )
     return Dump(
         path=path,
         id=normalize_url(url),
@@ -256,5 +273,5 @@ def parse_dump(data: bytes, *, path: str, mtime: datetime, complete: bool = True
         published=published,
         provenance=provenance,
         body=body if complete else None,
-        warnings=tuple(warnings),
+        warnings=warnings,
     )

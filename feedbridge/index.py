@@ -9,6 +9,7 @@ their cleaned form is cached by (path, size, mtime).
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import json
 import logging
@@ -127,11 +128,14 @@ def _row(st: FileStat, dump: Dump) -> Row:
 
 
 def _rejected(st: FileStat, line: int, reason: str) -> Row:
-    return Row(rel=st.rel, source=st.source, size=st.size, mtime_ns=st.mtime_ns, line=line,
-               reason=reason)
+    return Row(
+        rel=st.rel, source=st.source, size=st.size, mtime_ns=st.mtime_ns, line=line, reason=reason
+    )
 
 
-def read_dump(root: Path, st: FileStat, *, max_bytes: int, head_only: bool) -> tuple[Row, Dump | None]:
+def read_dump(
+    root: Path, st: FileStat, *, max_bytes: int, head_only: bool
+) -> tuple[Row, Dump | None]:
     """Read and parse one file.  Returns its index row and, when read whole, the full Dump.
 
     Never raises for a bad dump: a rejection is a Row with a reason.  A file that vanished
@@ -205,7 +209,9 @@ class Index:
             logger.warning("index %s is from another version or output: rebuilding it", self.path)
             self._remove()
         except sqlite3.DatabaseError as e:
-            logger.warning("index %s is unreadable (%s): setting it aside and rebuilding", self.path, e)
+            logger.warning(
+                "index %s is unreadable (%s): setting it aside and rebuilding", self.path, e
+            )
             self._set_aside()
         db = self._connect()
         self._create(db)
@@ -232,7 +238,8 @@ class Index:
             CREATE TABLE IF NOT EXISTS dumps (
                 rel TEXT PRIMARY KEY, source TEXT NOT NULL, size INTEGER NOT NULL,
                 mtime_ns INTEGER NOT NULL, id TEXT, url TEXT, title TEXT, published INTEGER,
-                provenance TEXT, warnings TEXT NOT NULL DEFAULT '[]', line INTEGER NOT NULL DEFAULT 0,
+                provenance TEXT, warnings TEXT NOT NULL DEFAULT '[]',
+                line INTEGER NOT NULL DEFAULT 0,
                 reason TEXT);
             CREATE INDEX IF NOT EXISTS dumps_newest ON dumps (source, published DESC, rel DESC)
                 WHERE reason IS NULL;
@@ -258,10 +265,8 @@ class Index:
             return
         stamp = time.strftime("%Y%m%dT%H%M%S")
         aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
-        try:
+        with contextlib.suppress(OSError):
             self.path.replace(aside)
-        except OSError:
-            pass
         for suffix in ("-wal", "-shm"):
             Path(str(self.path) + suffix).unlink(missing_ok=True)
 
@@ -271,8 +276,10 @@ class Index:
     # -- dumps ------------------------------------------------------------------------------
 
     def known(self) -> dict[str, tuple[int, int]]:
-        return {rel: (size, mt) for rel, size, mt in self.db.execute(
-            "SELECT rel, size, mtime_ns FROM dumps")}
+        return {
+            rel: (size, mt)
+            for rel, size, mt in self.db.execute("SELECT rel, size, mtime_ns FROM dumps")
+        }
 
     def apply(self, rows: Iterable[Row], deleted: Iterable[str]) -> None:
         """Store new and changed rows and forget deleted paths, in one transaction."""
@@ -282,9 +289,20 @@ class Index:
             db.executemany(
                 "INSERT OR REPLACE INTO dumps VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
-                    (r.rel, r.source, r.size, r.mtime_ns, r.id, r.url, r.title, r.published,
-                     r.provenance, json.dumps(list(r.warnings), ensure_ascii=False), r.line,
-                     r.reason)
+                    (
+                        r.rel,
+                        r.source,
+                        r.size,
+                        r.mtime_ns,
+                        r.id,
+                        r.url,
+                        r.title,
+                        r.published,
+                        r.provenance,
+                        json.dumps(list(r.warnings), ensure_ascii=False),
+                        r.line,
+                        r.reason,
+                    )
                     for r in rows
                 ),
             )
@@ -298,8 +316,20 @@ class Index:
 
     def _rows(self, sql: str, params: Iterable[object] = ()) -> Iterator[Row]:
         for r in self.db.execute(sql, tuple(params)):
-            yield Row(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8],
-                      tuple(json.loads(r[9])), r[10], r[11])
+            yield Row(
+                r[0],
+                r[1],
+                r[2],
+                r[3],
+                r[4],
+                r[5],
+                r[6],
+                r[7],
+                r[8],
+                tuple(json.loads(r[9])),
+                r[10],
+                r[11],
+            )
 
     def newest(self, sources: Iterable[str], now: int) -> Iterator[Row]:
         """Accepted dumps of these sources, newest first (then by path), none after ``now``."""
@@ -314,17 +344,24 @@ class Index:
         )
 
     def future(self, now: int) -> list[Row]:
-        return list(self._rows(
-            "SELECT * FROM dumps WHERE reason IS NULL AND published > ? ORDER BY published, rel",
-            [now]))
+        return list(
+            self._rows(
+                "SELECT * FROM dumps WHERE reason IS NULL AND published > ?"
+                " ORDER BY published, rel",
+                [now],
+            )
+        )
 
     def rejected(self) -> list[Row]:
         return list(self._rows("SELECT * FROM dumps WHERE reason IS NOT NULL ORDER BY rel"))
 
     def fallbacks(self) -> list[Row]:
-        return list(self._rows(
-            "SELECT * FROM dumps WHERE reason IS NULL AND provenance != ? ORDER BY rel",
-            [Provenance.EPOCH.value]))
+        return list(
+            self._rows(
+                "SELECT * FROM dumps WHERE reason IS NULL AND provenance != ? ORDER BY rel",
+                [Provenance.EPOCH.value],
+            )
+        )
 
     def count(self) -> int:
         n: int = self.db.execute("SELECT count(*) FROM dumps").fetchone()[0]
@@ -334,7 +371,8 @@ class Index:
 
     def content(self, row: Row) -> Content | None:
         r = self.db.execute(
-            "SELECT html, summary, image, author FROM content WHERE rel=? AND size=? AND mtime_ns=?",
+            "SELECT html, summary, image, author FROM content"
+            " WHERE rel = ? AND size = ? AND mtime_ns = ?",
             (row.rel, row.size, row.mtime_ns),
         ).fetchone()
         return Content(r[0], r[1], r[2], r[3]) if r else None
@@ -359,12 +397,20 @@ class Index:
     # -- rendered feeds ---------------------------------------------------------------------
 
     def feed_state(self) -> dict[str, tuple[str, int, list[list[object]]]]:
-        return {name: (fp, n, json.loads(files)) for name, fp, n, files in self.db.execute(
-            "SELECT name, fingerprint, entries, files FROM feeds")}
+        return {
+            name: (fp, n, json.loads(files))
+            for name, fp, n, files in self.db.execute(
+                "SELECT name, fingerprint, entries, files FROM feeds"
+            )
+        }
 
-    def store_feed(self, name: str, fingerprint: str, entries: int, files: list[list[object]]) -> None:
-        self.db.execute("INSERT OR REPLACE INTO feeds VALUES (?,?,?,?)",
-                        (name, fingerprint, entries, json.dumps(files)))
+    def store_feed(
+        self, name: str, fingerprint: str, entries: int, files: list[list[object]]
+    ) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO feeds VALUES (?,?,?,?)",
+            (name, fingerprint, entries, json.dumps(files)),
+        )
 
     def forget_feed(self, name: str) -> None:
         self.db.execute("DELETE FROM feeds WHERE name = ?", (name,))

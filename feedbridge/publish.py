@@ -37,10 +37,10 @@ def write_atomic(path: Path, data: bytes) -> None:
             f.flush()
             os.fchmod(f.fileno(), FILE_MODE)
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        os.replace(tmp, path)  # noqa: PTH105 - the atomic step, named as such
     except BaseException as e:
         with contextlib.suppress(OSError):
-            os.unlink(tmp)
+            Path(tmp).unlink()
         if isinstance(e, OSError):
             raise PublishError(f"cannot write {path}: {e.strerror or e}") from e
         raise

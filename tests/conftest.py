@@ -29,8 +29,11 @@ def edge_files() -> list[Path]:
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--regen-golden", action="store_true",
-                     help="Rewrite tests/golden from the current code (review the diff!)")
+    parser.addoption(
+        "--regen-golden",
+        action="store_true",
+        help="Rewrite tests/golden from the current code (review the diff!)",
+    )
 
 
 @pytest.fixture(autouse=True)

@@ -16,8 +16,23 @@ from feedbridge.dump import parse_dump
 from .conftest import EDGE, real_dumps
 
 BASE = "https://www.example.org/news/2024/article.html"
-UNSAFE_TAGS = ("script", "style", "iframe", "form", "input", "object", "embed", "noscript",
-               "frame", "template", "textarea", "button", "svg", "link", "meta")
+UNSAFE_TAGS = (
+    "script",
+    "style",
+    "iframe",
+    "form",
+    "input",
+    "object",
+    "embed",
+    "noscript",
+    "frame",
+    "template",
+    "textarea",
+    "button",
+    "svg",
+    "link",
+    "meta",
+)
 URL_ATTRS = ("href", "src", "poster", "cite")
 
 
@@ -68,24 +83,35 @@ def test_hostile_html_from_the_corpus() -> None:
         ('<a href="/a/42.html">x</a>', 'href="https://www.example.org/a/42.html"', None),
         ('<a href="b.html">x</a>', 'href="https://www.example.org/news/2024/b.html"', None),
         ('<img src="//cdn.example.net/i.jpg">', 'src="https://cdn.example.net/i.jpg"', None),
-        ('<img src="a.jpg" srcset="a.jpg 1x, /b.jpg 2x">',
-         'srcset="https://www.example.org/news/2024/a.jpg 1x, https://www.example.org/b.jpg 2x"',
-         None),
-        ('<video src="v.mp4" poster="p.jpg" controls></video>',
-         'poster="https://www.example.org/news/2024/p.jpg"', None),
+        (
+            '<img src="a.jpg" srcset="a.jpg 1x, /b.jpg 2x">',
+            'srcset="https://www.example.org/news/2024/a.jpg 1x, https://www.example.org/b.jpg 2x"',
+            None,
+        ),
+        (
+            '<video src="v.mp4" poster="p.jpg" controls></video>',
+            'poster="https://www.example.org/news/2024/p.jpg"',
+            None,
+        ),
         ('<a href="JaVaScRiPt:alert(1)">x</a>', ">x</a>", "alert"),
         ('<a href=" javascript:alert(1)">x</a>', ">x</a>", "alert"),
         ('<img src="x.jpg" onerror="alert(2)">', "x.jpg", "onerror"),
         ('<p style="color:red" class="c" id="i">t</p>', "<p>t</p>", "style"),
         ("<div><span></span><p> </p></div><p>kept</p>", "<p>kept</p>", "<div>"),
-        ('<noscript><img src="/real.jpg"></noscript><img src="data:image/gif;base64,AA" '
-         'data-src="/real.jpg">', "real.jpg", "noscript"),
+        (
+            '<noscript><img src="/real.jpg"></noscript><img src="data:image/gif;base64,AA" '
+            'data-src="/real.jpg">',
+            "real.jpg",
+            "noscript",
+        ),
         ('<div><noscript><img src="/only.jpg"></noscript></div>', "only.jpg", "noscript"),
-        ('<form action="/x"><input name="q"><p>in form</p></form><p>after</p>', "after",
-         "in form"),
+        ('<form action="/x"><input name="q"><p>in form</p></form><p>after</p>', "after", "in form"),
         ('<section data-e2e="advertisement"><p>广告</p></section><p>正文</p>', "正文", "广告"),
-        ('<iframe src="//player.bilibili.com/p.html?aid=1&amp;b=2"></iframe>',
-         'href="https://player.bilibili.com/p.html?aid=1&amp;b=2"', "<iframe"),
+        (
+            '<iframe src="//player.bilibili.com/p.html?aid=1&amp;b=2"></iframe>',
+            'href="https://player.bilibili.com/p.html?aid=1&amp;b=2"',
+            "<iframe",
+        ),
         ("<p>a&#1;b</p>", "<p>ab</p>", "&#1;"),
         ("<svg><script>alert(1)</script></svg><p>t</p>", "<p>t</p>", "alert"),
         ('<math><mi xlink:href="javascript:alert(1)">x</mi></math>', "", "javascript"),
@@ -102,8 +128,10 @@ def test_cleaning_rules(body: str, needle: str, absent: str | None) -> None:
 
 
 def test_lazy_image_is_kept_once() -> None:
-    body = ('<p><noscript><img src="/a.png" alt="file"></noscript><img class="lazyload" '
-            'src="data:image/svg+xml,%3Csvg%3E" data-src="/a.png" alt="file"></p>')
+    body = (
+        '<p><noscript><img src="/a.png" alt="file"></noscript><img class="lazyload" '
+        'src="data:image/svg+xml,%3Csvg%3E" data-src="/a.png" alt="file"></p>'
+    )
     soup = BeautifulSoup(clean_html(body, base_url=BASE).html, "html.parser")
     assert [img["src"] for img in soup.find_all("img")] == ["https://www.example.org/a.png"]
 
@@ -116,9 +144,11 @@ def test_summary_is_plain_text_cut_by_characters() -> None:
 
 
 def test_summary_separates_blocks_and_skips_bylines() -> None:
-    body = ("<address>储百亮</address><time datetime='2025-02-14'>2025年2月14日</time>"
-            "<figure><img src='/i.jpg'><figcaption>图片说明</figcaption></figure>"
-            "<p>第一段。</p><p>Second   paragraph.</p>")
+    body = (
+        "<address>储百亮</address><time datetime='2025-02-14'>2025年2月14日</time>"
+        "<figure><img src='/i.jpg'><figcaption>图片说明</figcaption></figure>"
+        "<p>第一段。</p><p>Second   paragraph.</p>"
+    )
     content = clean_html(body, base_url=BASE)
     assert content.summary == "第一段。 Second paragraph."
     assert content.author == "储百亮"
@@ -137,7 +167,8 @@ def test_author_from_address_in_corpus() -> None:
 
 def test_srcset_resolution() -> None:
     assert resolve_srcset("a.jpg 1x,b.jpg 2x", BASE) == (
-        "https://www.example.org/news/2024/a.jpg 1x, https://www.example.org/news/2024/b.jpg 2x")
+        "https://www.example.org/news/2024/a.jpg 1x, https://www.example.org/news/2024/b.jpg 2x"
+    )
     assert resolve_srcset("javascript:x 1x", BASE) is None
 
 
@@ -154,13 +185,41 @@ def test_every_real_body_cleans_safely(path: Path) -> None:
 
 
 html_fragments = st.lists(
-    st.sampled_from([
-        "<p>", "</p>", "<div>", "</div>", "<script>", "</script>", "alert(1)", "<img src=x>",
-        "<a href='javascript:alert(1)'>", "</a>", "<iframe src='//e.org/v'>", "</iframe>",
-        "<style>p{}</style>", "<noscript>", "</noscript>", " onload=alert(1) ", "<svg>",
-        "<p onclick='x'>", "&lt;script&gt;", "<img data-src='/l.jpg' src='data:x'>", "text",
-        "中文", "<!--", "-->", "<form>", "<math>", "<![CDATA[", "]]>", "\x0b", "&#0;", "<br>",
-    ]),
+    st.sampled_from(
+        [
+            "<p>",
+            "</p>",
+            "<div>",
+            "</div>",
+            "<script>",
+            "</script>",
+            "alert(1)",
+            "<img src=x>",
+            "<a href='javascript:alert(1)'>",
+            "</a>",
+            "<iframe src='//e.org/v'>",
+            "</iframe>",
+            "<style>p{}</style>",
+            "<noscript>",
+            "</noscript>",
+            " onload=alert(1) ",
+            "<svg>",
+            "<p onclick='x'>",
+            "&lt;script&gt;",
+            "<img data-src='/l.jpg' src='data:x'>",
+            "text",
+            "中文",
+            "<!--",
+            "-->",
+            "<form>",
+            "<math>",
+            "<![CDATA[",
+            "]]>",
+            "\x0b",
+            "&#0;",
+            "<br>",
+        ]
+    ),
     max_size=30,
 ).map("".join)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -30,37 +29,96 @@ def utc(text: str) -> datetime:
 STANDARD_TIME = utc("2022-01-10T16:59:03Z")
 
 ACCEPTED = {
-    "standard.md": ("标准样例：美俄会谈", "https://www.voachinese.com/a/sample-20220110/6390398.html",
-                    STANDARD_TIME, Provenance.EPOCH),
-    "epoch-seconds.md": ("Epoch in seconds", "https://example.org/news/seconds", STANDARD_TIME,
-                         Provenance.EPOCH),
-    "epoch-nan-body-date.md": ("No epoch, date in body", "https://example.org/news/nan",
-                               utc("2022-01-10T16:06:38Z"), Provenance.BODY),
-    "epoch-nan-iso-body-date.md": ("No epoch, ISO date in body", "https://example.org/news/nan-iso",
-                                   utc("2022-04-11T03:23:48Z"), Provenance.BODY),
-    "no-epoch-date-line.md": ("旧格式：日期行", "https://chinadigitaltimes.net/chinese/2020/07/sample/",
-                              utc("2020-07-02T17:14:14Z"), Provenance.DATE_LINE),
-    "no-date-at-all.md": ("No date anywhere", "https://example.org/news/nodate", MTIME,
-                          Provenance.MTIME),
-    "brackets-in-title.md": ('Who said "[x]" (and why)', "https://a.example/p?q=(1)", STANDARD_TIME,
-                             Provenance.EPOCH),
-    "crlf-bom.md": ("CRLF line endings and a BOM", "https://example.org/news/crlf", STANDARD_TIME,
-                    Provenance.EPOCH),
-    "empty-body.md": ("Empty body", "https://example.org/news/empty", STANDARD_TIME,
-                      Provenance.EPOCH),
-    "control-chars.md": ("Controlcharacters in title", "https://example.org/news/ctrl",
-                         STANDARD_TIME, Provenance.EPOCH),
-    "hostile-html.md": ("Hostile HTML", "https://example.org/news/hostile", STANDARD_TIME,
-                        Provenance.EPOCH),
-    "duplicate-url-newer.md": ("Same article, newer dump", "https://example.org/news/dup",
-                               STANDARD_TIME, Provenance.EPOCH),
-    "duplicate-url-older.md": ("Same article, older dump",
-                               "https://EXAMPLE.org:443/news/dup#:~:text=hello",
-                               utc("2020-09-13T12:26:40Z"), Provenance.EPOCH),
-    "future.md": ("From the future (2100-01-01)", "https://example.org/news/future",
-                  utc("2100-01-01T00:00:00Z"), Provenance.EPOCH),
-    "author-address.md": ("有作者的文章", "https://cn.nytimes.com/world/20250214/sample/",
-                          utc("2025-02-14T01:37:01Z"), Provenance.EPOCH),
+    "standard.md": (
+        "标准样例：美俄会谈",
+        "https://www.voachinese.com/a/sample-20220110/6390398.html",
+        STANDARD_TIME,
+        Provenance.EPOCH,
+    ),
+    "epoch-seconds.md": (
+        "Epoch in seconds",
+        "https://example.org/news/seconds",
+        STANDARD_TIME,
+        Provenance.EPOCH,
+    ),
+    "epoch-nan-body-date.md": (
+        "No epoch, date in body",
+        "https://example.org/news/nan",
+        utc("2022-01-10T16:06:38Z"),
+        Provenance.BODY,
+    ),
+    "epoch-nan-iso-body-date.md": (
+        "No epoch, ISO date in body",
+        "https://example.org/news/nan-iso",
+        utc("2022-04-11T03:23:48Z"),
+        Provenance.BODY,
+    ),
+    "no-epoch-date-line.md": (
+        "旧格式：日期行",
+        "https://chinadigitaltimes.net/chinese/2020/07/sample/",
+        utc("2020-07-02T17:14:14Z"),
+        Provenance.DATE_LINE,
+    ),
+    "no-date-at-all.md": (
+        "No date anywhere",
+        "https://example.org/news/nodate",
+        MTIME,
+        Provenance.MTIME,
+    ),
+    "brackets-in-title.md": (
+        'Who said "[x]" (and why)',
+        "https://a.example/p?q=(1)",
+        STANDARD_TIME,
+        Provenance.EPOCH,
+    ),
+    "crlf-bom.md": (
+        "CRLF line endings and a BOM",
+        "https://example.org/news/crlf",
+        STANDARD_TIME,
+        Provenance.EPOCH,
+    ),
+    "empty-body.md": (
+        "Empty body",
+        "https://example.org/news/empty",
+        STANDARD_TIME,
+        Provenance.EPOCH,
+    ),
+    "control-chars.md": (
+        "Controlcharacters in title",
+        "https://example.org/news/ctrl",
+        STANDARD_TIME,
+        Provenance.EPOCH,
+    ),
+    "hostile-html.md": (
+        "Hostile HTML",
+        "https://example.org/news/hostile",
+        STANDARD_TIME,
+        Provenance.EPOCH,
+    ),
+    "duplicate-url-newer.md": (
+        "Same article, newer dump",
+        "https://example.org/news/dup",
+        STANDARD_TIME,
+        Provenance.EPOCH,
+    ),
+    "duplicate-url-older.md": (
+        "Same article, older dump",
+        "https://EXAMPLE.org:443/news/dup#:~:text=hello",
+        utc("2020-09-13T12:26:40Z"),
+        Provenance.EPOCH,
+    ),
+    "future.md": (
+        "From the future (2100-01-01)",
+        "https://example.org/news/future",
+        utc("2100-01-01T00:00:00Z"),
+        Provenance.EPOCH,
+    ),
+    "author-address.md": (
+        "有作者的文章",
+        "https://cn.nytimes.com/world/20250214/sample/",
+        utc("2025-02-14T01:37:01Z"),
+        Provenance.EPOCH,
+    ),
 }
 
 REJECTED = {
@@ -95,7 +153,9 @@ def test_edge_rejected(name: str) -> None:
 
 def test_edge_table_covers_every_dump_file() -> None:
     """A new edge case in the shared corpus must get an expectation here."""
-    names = {p.name for p in EDGE.iterdir() if p.name.endswith(".md") and not p.name.startswith(".")}
+    names = {
+        p.name for p in EDGE.iterdir() if p.name.endswith(".md") and not p.name.startswith(".")
+    }
     assert names == set(ACCEPTED) | set(REJECTED)
 
 
@@ -141,12 +201,19 @@ def test_real_corpus_is_all_there() -> None:
     ("line", "title", "url"),
     [
         ("[a](https://x.org/)", "a", "https://x.org/"),
-        ('[Who said "[x]" (and why)](https://a.example/p?q=(1))', 'Who said "[x]" (and why)',
-         "https://a.example/p?q=(1)"),
+        (
+            '[Who said "[x]" (and why)](https://a.example/p?q=(1))',
+            'Who said "[x]" (and why)',
+            "https://a.example/p?q=(1)",
+        ),
         ("[a](b) c](https://x.org/p)", "a](b) c", "https://x.org/p"),
         ("[&amp; &lt;b&gt;  spaced\ttitle ](http://x.org)", "& <b> spaced title", "http://x.org"),
         ("[t](https://x.org/a b)", "t", "https://x.org/a%20b"),
-        ("[中文](https://www.dw.com/zh/%E5%AA%92/a-1)", "中文", "https://www.dw.com/zh/%E5%AA%92/a-1"),
+        (
+            "[中文](https://www.dw.com/zh/%E5%AA%92/a-1)",
+            "中文",
+            "https://www.dw.com/zh/%E5%AA%92/a-1",
+        ),
     ],
 )
 def test_title_line(line: str, title: str, url: str) -> None:
@@ -183,8 +250,20 @@ def test_epoch_values(raw: str, expected: str) -> None:
     assert epoch_time(raw).isoformat() == expected
 
 
-@pytest.mark.parametrize("raw", ["NaN", "0", "", "12345", "-1641833943000", "1.5e12",
-                                 "100000000", "99999999999999999999", "１２３４５６７８９０"])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "NaN",
+        "0",
+        "",
+        "12345",
+        "-1641833943000",
+        "1.5e12",
+        "100000000",
+        "99999999999999999999",
+        "１２３４５６７８９０",
+    ],
+)
 def test_epoch_unusable(raw: str) -> None:
     with pytest.raises(ValueError):
         epoch_time(raw)
@@ -204,8 +283,10 @@ def test_body_date_without_zone_is_not_used() -> None:
 
 
 def test_dw_style_body_date_after_br() -> None:
-    data = ("<!--NaN-->\n[t](https://x.org/)\n------\n\n"
-            "<div><i>null 邹宗翰<br>2021-02-09T10:04:14.642Z</i></div><p>x</p>").encode()
+    data = (
+        "<!--NaN-->\n[t](https://x.org/)\n------\n\n"
+        "<div><i>null 邹宗翰<br>2021-02-09T10:04:14.642Z</i></div><p>x</p>"
+    ).encode()
     dump = parse_dump(data, path="d.md", mtime=MTIME)
     assert (dump.provenance, dump.published) == (Provenance.BODY, utc("2021-02-09T10:04:14Z"))
 
@@ -254,14 +335,20 @@ def test_normalize_url(url: str, expected: str) -> None:
 dump_like = st.builds(
     lambda epoch, title, url, body, crlf, bom: (
         (b"\xef\xbb\xbf" if bom else b"")
-        + f"{epoch}\n[{title}]({url})\n------\n\n{body}\n".replace("\n", "\r\n" if crlf else "\n")
-        .encode("utf-8", "surrogatepass")
+        + f"{epoch}\n[{title}]({url})\n------\n\n{body}\n".replace(
+            "\n", "\r\n" if crlf else "\n"
+        ).encode("utf-8", "surrogatepass")
     ),
-    epoch=st.one_of(st.just("<!--NaN-->"), st.integers(0, 10**14).map(lambda n: f"<!--{n}-->"),
-                    st.text(max_size=20)),
+    epoch=st.one_of(
+        st.just("<!--NaN-->"),
+        st.integers(0, 10**14).map(lambda n: f"<!--{n}-->"),
+        st.text(max_size=20),
+    ),
     title=st.text(max_size=40),
-    url=st.one_of(st.text(max_size=40), st.from_regex(r"https?://[a-z]{1,8}\.org/[a-z0-9/?=&#]{0,20}",
-                                                      fullmatch=True)),
+    url=st.one_of(
+        st.text(max_size=40),
+        st.from_regex(r"https?://[a-z]{1,8}\.org/[a-z0-9/?=&#]{0,20}", fullmatch=True),
+    ),
     body=st.text(max_size=200),
     crlf=st.booleans(),
     bom=st.booleans(),
@@ -276,7 +363,10 @@ def test_parser_never_raises_anything_but_dump_error(data: bytes) -> None:
         assert e.line >= 1 and e.reason
         return
     assert dump.published.tzinfo is UTC
-    assert dump.url.startswith(("http://", "https://")) or dump.url[:5].lower() in ("http:", "https")
+    assert dump.url.startswith(("http://", "https://")) or dump.url[:5].lower() in (
+        "http:",
+        "https",
+    )
     assert not any(c in dump.title + (dump.body or "") for c in "\x00\x01\x0b\x1f")
 
 
@@ -300,8 +390,11 @@ url_strategy = st.from_regex(
 )
 
 
-@given(url_strategy, st.sampled_from(["", "#:~:text=abc", "#top"]),
-       st.sampled_from(["", "utm_source=feed", "utm_medium=x&utm_campaign=y"]))
+@given(
+    url_strategy,
+    st.sampled_from(["", "#:~:text=abc", "#top"]),
+    st.sampled_from(["", "utm_source=feed", "utm_medium=x&utm_campaign=y"]),
+)
 def test_ids_stable_under_url_variants(url: str, fragment: str, utm: str) -> None:
     base = normalize_url(url)
     variant = url
@@ -341,4 +434,4 @@ def test_file_names_carry_no_meaning(tmp_path: Path) -> None:
     a = parse_dump(src.read_bytes(), path=str(tmp_path / "0.md"), mtime=MTIME)
     b = parse_dump(src.read_bytes(), path=str(tmp_path / "1047474_其他标题.md"), mtime=MTIME)
     assert (a.id, a.title, a.published) == (b.id, b.title, b.published)
-    assert os.path.basename(a.path) == "0.md"
+    assert Path(a.path).name == "0.md"
