@@ -16,7 +16,7 @@ import lxml.html
 import nh3
 from lxml import etree
 
-from feedbridge.dump import collapse, strip_forbidden
+from feedbridge.dump import collapse, strip_forbidden, to_uri
 from feedbridge.model import Content
 
 #: Characters of plain text kept in a summary (the text is mostly Chinese: characters, not words).
@@ -294,6 +294,7 @@ def clean_html(body: str, *, base_url: str) -> Content:
     author = collapse("".join(str(t) for t in address.itertext())) if address is not None else None
     _restructure(root, base_url)
     _remove_empty(root)
-    image = next((img.get("src") for img in root.iter("img") if img.get("src")), None)
+    src = next((img.get("src") for img in root.iter("img") if img.get("src")), None)
+    image = to_uri(src) if src else None
     fragment = sanitize(_serialize(root))
     return Content(html=fragment, summary=_summary(root), image=image, author=author or None)

@@ -11,7 +11,7 @@ import html
 import re
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from feedbridge.errors import DumpError
 from feedbridge.model import Dump, Provenance
@@ -32,6 +32,9 @@ _TIME_TAG = re.compile(r"<time\b[^>]*?\bdatetime\s*=\s*[\"']([^\"']+)[\"']", re.
 _BR = re.compile(r"<br\s*/?>", re.IGNORECASE)
 _TAG = re.compile(r"<[^>]*>")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+#: What a URI may hold as it is (RFC 3986 reserved and unreserved characters, and ``%``).
+_URI_SAFE = ";/?:@&=+$,-_.!~*'()%#[]"
+_URI_UNSAFE = re.compile(r"[^0-9A-Za-z;/?:@&=+$,\-_.!~*'()%#\[\]]")
 #: How far into the body a date marker may stand.
 _BODY_DATE_WINDOW = 2048
 
@@ -100,9 +103,29 @@ def normalize_url(url: str) -> str:
     return out
 
 
-def _clean_url(raw: str) -> str:
-    """The URL as written, with any inner whitespace percent-encoded so it stays one token."""
-    return _SPACE.sub("%20", raw.strip())
+def to_uri(url: str) -> str:
+    """The URI form of a URL as written (RFC 3987 section 3.1): characters a URI cannot hold
+    (spaces, non-ASCII, ``|`` ...) are percent-encoded as UTF-8 and a non-ASCII host becomes
+    IDNA.  Everything a URI can hold stays exactly as written, existing ``%XX`` included, so a
+    mangled ``®ion=`` stays mangled -- it is only written the way feeds must write it."""
+    url = url.strip()
+    if url.isascii() and not _URI_UNSAFE.search(url):
+        return url
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return quote(url, safe=_URI_SAFE)
+    netloc, slash, tail = rest.partition("/")
+    head, q, tail2 = netloc.partition("?")
+    netloc, tail = (head, q + tail2 + slash + tail) if q else (netloc, slash + tail)
+    userinfo, at, hostport = netloc.rpartition("@")
+    host, colon, port = hostport.rpartition(":") if hostport.count(":") == 1 else (hostport, "", "")
+    if not host.isascii():
+        try:
+            host = host.encode("idna").decode("ascii")
+        except UnicodeError:
+            host = quote(host, safe="")
+    netloc = quote(userinfo, safe=_URI_SAFE) + at + host + colon + port
+    return f"{scheme}://{netloc}{quote(tail, safe=_URI_SAFE)}"
 
 
 def parse_title_line(line: str, path: str, lineno: int) -> tuple[str, str]:
@@ -116,7 +139,7 @@ def parse_title_line(line: str, path: str, lineno: int) -> tuple[str, str]:
         if last_url is None:
             last_url = candidate
         if _SCHEME.match(candidate):
-            title_raw, url = line[1:pos], _clean_url(candidate)
+            title_raw, url = line[1:pos], to_uri(candidate)
             break
         end = pos
     else:

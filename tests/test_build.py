@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import time
 from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 import feedparser
 import pytest
+from lxml import etree
 
 from feedbridge.config import parse_config
 from feedbridge.errors import PublishError
@@ -309,3 +312,36 @@ def test_index_html_and_opml_list_every_feed(built: tuple[Path, Path]) -> None:
             assert f'href="{BASE_URL}{source}/{f}"' in index
         assert f'xmlUrl="{BASE_URL}{source}/atom.xml"' in opml
     assert index.count('<link rel="alternate"') == 3 * len(SOURCES)
+
+
+#: The W3C Feed Validator's test for a full URI (rfc2396_full), which it applies to RSS links
+#: and guids, Atom ids and media:thumbnail URLs.
+W3C_FULL_URI = re.compile(
+    r"[a-zA-Z][0-9a-zA-Z+\-.]*:(//)?(\[[0-9A-Fa-f:]+\])?[0-9a-zA-Z;/?:@&=+$.\-_!~*'()%,#]+$"
+)
+NS = {"a": "http://www.w3.org/2005/Atom", "media": "http://search.yahoo.com/mrss/"}
+
+
+@pytest.mark.parametrize("source", SOURCES)
+def test_every_url_element_is_a_w3c_full_uri(built: tuple[Path, Path], source: str) -> None:
+    out = built[1]
+    atom = etree.parse(str(out / source / "atom.xml"))
+    rss = etree.parse(str(out / source / "rss.xml"))
+    urls = [
+        *atom.xpath("//a:id/text()", namespaces=NS),
+        *atom.xpath("//a:link/@href", namespaces=NS),
+        *atom.xpath("//media:thumbnail/@url", namespaces=NS),
+        *rss.xpath("//link/text() | //guid/text() | //a:link/@href", namespaces=NS),
+        *rss.xpath("//media:thumbnail/@url", namespaces=NS),
+    ]
+    assert urls
+    for url in urls:
+        assert W3C_FULL_URI.match(url), url
+
+
+@pytest.mark.parametrize("source", SOURCES)
+def test_rss_dates_have_the_right_weekday(built: tuple[Path, Path], source: str) -> None:
+    rss = etree.parse(str(built[1] / source / "rss.xml"))
+    for text in rss.xpath("//pubDate/text() | //lastBuildDate/text()"):
+        when = parsedate_to_datetime(text)
+        assert text == when.strftime("%a, %d %b %Y %H:%M:%S +0000")

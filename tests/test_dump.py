@@ -214,6 +214,20 @@ def test_real_corpus_is_all_there() -> None:
             "中文",
             "https://www.dw.com/zh/%E5%AA%92/a-1",
         ),
+        (
+            "[m](https://cn.nytimes.com/a/?x=1®ion=2)",
+            "m",
+            "https://cn.nytimes.com/a/?x=1%C2%AEion=2",
+        ),
+        (
+            "[c](https://www.dw.com/zh/媒体/a-1)",
+            "c",
+            "https://www.dw.com/zh/%E5%AA%92%E4%BD%93/a-1",
+        ),
+        ("[p](https://x.org/a|b{c}^)", "p", "https://x.org/a%7Cb%7Bc%7D%5E"),
+        ("[i](https://例え.jp/p)", "i", "https://xn--r8jz45g.jp/p"),
+        ("[q](https://x.org?a=中)", "q", "https://x.org?a=%E4%B8%AD"),
+        ("[v](https://[::1]:8080/a)", "v", "https://[::1]:8080/a"),
     ],
 )
 def test_title_line(line: str, title: str, url: str) -> None:
