@@ -179,7 +179,7 @@ def resolve_feeds(config: Config, folders: Iterable[str]) -> list[FeedSpec]:
         feeds[spec.name] = replace(spec, sources=matched)
     if config.auto_feeds:
         for folder in folders:
-            if folder not in feeds and _NAME.fullmatch(folder):
+            if folder not in feeds and _NAME.fullmatch(folder) and not folder.startswith("."):
                 feeds[folder] = FeedSpec(
                     name=folder, title=folder, sources=(folder,), limit=config.limit
                 )
