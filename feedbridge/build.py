@@ -18,14 +18,17 @@ from pathlib import Path
 from feedbridge import __version__
 from feedbridge.config import Config, feed_urls, resolve_feeds
 from feedbridge.index import (
+    DbRow,
     FileStat,
     Index,
     Row,
+    db_row,
     is_dump_name,
     list_sources,
     read_dump,
     rejection,
     scan,
+    scan_all,
 )
 from feedbridge.model import (
     BuildReport,
@@ -95,27 +98,13 @@ def _signature(paths: Iterable[Path]) -> list[list[object]]:
 class Builder:
     """Builds one output folder.  Keeps its index open, so a daemon can build again cheaply."""
 
-    def __init__(self, target: Target, index: Index) -> None:
+    def __init__(self, target: Target, index: Index, *, parallel: bool = True) -> None:
         self.target = target
         self.index = index
-        self.logged: set[tuple[str, int, int]] = set()
+        #: Large scans fork worker processes; a daemon (which has threads) says no.
+        self.parallel = parallel
 
     # -- scanning ---------------------------------------------------------------------------
-
-    def _parse(self, stats: Iterable[FileStat]) -> tuple[list[Row], list[str]]:
-        rows: list[Row] = []
-        vanished: list[str] = []
-        cfg = self.target.config
-        for st in stats:
-            try:
-                row, _ = read_dump(self.target.dumps, st, max_bytes=cfg.max_bytes, head_only=True)
-            except FileNotFoundError:
-                vanished.append(st.rel)
-                continue
-            rows.append(row)
-            for warning in row.warnings:
-                logger.warning("%s", warning)
-        return rows, vanished
 
     def refresh(
         self, feeds: Sequence[FeedSpec], paths: Iterable[str] | None = None
@@ -125,32 +114,57 @@ class Builder:
         With ``paths`` (relative to the dumps root) only those files are looked at: the daemon
         knows from file events what changed.  Without, every source folder is scanned.
         """
-        root, pattern = self.target.dumps, self.target.config.pattern
+        cfg = self.target.config
         sources = sorted({s for spec in feeds for s in spec.sources})
         known = self.index.known()
         if paths is None:
-            stats = scan(root, sources, pattern)
-            seen = len(stats)
-            changed = [st for rel, st in stats.items() if known.get(rel) != (st.size, st.mtime_ns)]
-            deleted = [rel for rel in known if rel not in stats]
+            results = scan_all(
+                self.target.dumps,
+                sources,
+                known,
+                pattern=cfg.pattern,
+                max_bytes=cfg.max_bytes,
+                parallel=self.parallel,
+            )
+            rows: list[DbRow] = [row for r in results for row in r.rows]
+            deleted = [rel for r in results for rel in r.deleted]
+            seen = sum(r.seen for r in results)
         else:
-            wanted = set(sources)
-            changed, deleted, seen = [], [], 0
-            for rel in sorted(set(paths)):
-                source, _, name = rel.partition("/")
-                st = self._stat(rel) if source in wanted and is_dump_name(name, pattern) else None
-                if st is None:
-                    if rel in known:
-                        deleted.append(rel)
-                    continue
-                seen += 1
-                if known.get(rel) != (st.size, st.mtime_ns):
-                    changed.append(st)
-            # Sources no feed reads any more, or folders that disappeared.
-            deleted += [rel for rel in known if rel.partition("/")[0] not in wanted]
-        rows, vanished = self._parse(changed)
-        self.index.apply(rows, [*deleted, *vanished])
+            rows, deleted, seen = self._refresh_paths(set(sources), known, paths)
+        for row in rows:
+            if row[9] != "[]":
+                for warning in json.loads(row[9]):
+                    logger.warning("%s", warning)
+        self.index.apply(rows, deleted)
         return seen, len(rows)
+
+    def _refresh_paths(
+        self, wanted: set[str], known: dict[str, tuple[int, int]], paths: Iterable[str]
+    ) -> tuple[list[DbRow], list[str], int]:
+        pattern, max_bytes = self.target.config.pattern, self.target.config.max_bytes
+        rows: list[DbRow] = []
+        deleted: list[str] = []
+        seen = 0
+        for rel in sorted(set(paths)):
+            source, _, name = rel.partition("/")
+            st = self._stat(rel) if source in wanted and is_dump_name(name, pattern) else None
+            if st is None:
+                if rel in known:
+                    deleted.append(rel)
+                continue
+            seen += 1
+            if known.get(rel) == (st.size, st.mtime_ns):
+                continue
+            try:
+                row, _ = read_dump(self.target.dumps, st, max_bytes=max_bytes, head_only=True)
+            except FileNotFoundError:
+                if rel in known:
+                    deleted.append(rel)
+                continue
+            rows.append(db_row(row))
+        # Sources no feed reads any more, or folders that disappeared.
+        deleted += [rel for rel in known if rel.partition("/")[0] not in wanted]
+        return rows, deleted, seen
 
     def _stat(self, rel: str) -> FileStat | None:
         path = self.target.dumps / rel

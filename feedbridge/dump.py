@@ -6,7 +6,6 @@ The grammar, its real variants and the time fallback chain are those of
 
 from __future__ import annotations
 
-import codecs
 import html
 import re
 from datetime import UTC, datetime
@@ -32,9 +31,15 @@ _TIME_TAG = re.compile(r"<time\b[^>]*?\bdatetime\s*=\s*[\"']([^\"']+)[\"']", re.
 _BR = re.compile(r"<br\s*/?>", re.IGNORECASE)
 _TAG = re.compile(r"<[^>]*>")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+#: The common title line: the greedy title stops at the last ``](`` before an http(s) URL.
+_PLAIN_TITLE_LINE = re.compile(r"\[(.*)\]\((https?://[^/?#\s()\[\]]+(?:[/?#]\S*)?)\)")
+#: URLs that are already their own id: lower-case host, no port, a path, no fragment.
+_PLAIN_URL = re.compile(r"https?://[a-z0-9.\-]+/[^#]*")
 #: What a URI may hold as it is (RFC 3986 reserved and unreserved characters, and ``%``).
 _URI_SAFE = ";/?:@&=+$,-_.!~*'()%#[]"
 _URI_UNSAFE = re.compile(r"[^0-9A-Za-z;/?:@&=+$,\-_.!~*'()%#\[\]]")
+#: Epoch values that are certainly usable (13 digits, 2001-2286): the fast path.
+_EPOCH_OK = re.compile(r"1[0-9]{12}")
 #: How far into the body a date marker may stand.
 _BODY_DATE_WINDOW = 2048
 
@@ -50,28 +55,43 @@ def collapse(text: str) -> str:
 
 
 def decode(data: bytes, path: str, *, complete: bool = True) -> str:
-    """Bytes -> text with the BOM and XML-forbidden characters removed.
+    """Bytes -> text without the BOM; NUL bytes and invalid UTF-8 are DumpErrors.
 
     With ``complete=False`` the data is the head of a longer file: a multi-byte character cut
-    at the end is not an error.
+    at the end is not an error.  XML-forbidden characters are left for the caller to strip
+    from what it uses (``strip_forbidden``), so a header-only read never scans the body.
     """
     nul = data.find(b"\0")
     if nul >= 0:
         raise DumpError(path, data.count(b"\n", 0, nul) + 1, "NUL byte: a binary file, not a dump")
     try:
-        text = codecs.getincrementaldecoder("utf-8")().decode(data, final=complete)
+        text = data.decode("utf-8") if complete else _decode_head(data)
     except UnicodeDecodeError as e:
         line = data.count(b"\n", 0, e.start) + 1
         raise DumpError(
             path, line, f"not UTF-8 (byte 0x{data[e.start]:02x} at offset {e.start})"
         ) from e
-    text = text.removeprefix("\ufeff")
-    return strip_forbidden(text)
+    return text[1:] if text.startswith("\ufeff") else text
+
+
+def _decode_head(data: bytes) -> str:
+    """Decode the head of a file, leaving out a multi-byte character cut by the read."""
+    end = len(data)
+    lead = end - 1
+    while lead >= 0 and end - lead < 4 and data[lead] & 0xC0 == 0x80:
+        lead -= 1
+    if lead >= 0 and data[lead] >= 0xC0:
+        need = 2 if data[lead] < 0xE0 else 3 if data[lead] < 0xF0 else 4
+        if end - lead < need:
+            data = data[:lead]
+    return data.decode("utf-8")
 
 
 def normalize_url(url: str) -> str:
     """The entry id of a URL: scheme and host lower-cased, default port, text fragment and
     ``utm_*`` parameters dropped.  Everything else stays exactly as written."""
+    if _PLAIN_URL.fullmatch(url) and "utm_" not in url.lower():
+        return url
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     netloc = parts.netloc
@@ -130,6 +150,13 @@ def to_uri(url: str) -> str:
 
 def parse_title_line(line: str, path: str, lineno: int) -> tuple[str, str]:
     """``[title](url)`` -> (title, url), split at the last ``](`` that is followed by a URL."""
+    if m := _PLAIN_TITLE_LINE.fullmatch(line):
+        title_raw, url = m.group(1), to_uri(m.group(2))
+        if "&" in title_raw:
+            title_raw = strip_forbidden(html.unescape(title_raw))
+        title = " ".join(title_raw.split())
+        if title:
+            return title, url
     if not (line.startswith("[") and line.endswith(")") and "](" in line):
         raise DumpError(path, lineno, "expected the title line '[title](url)'")
     end = len(line)
@@ -151,7 +178,9 @@ def parse_title_line(line: str, path: str, lineno: int) -> tuple[str, str]:
         raise DumpError(path, lineno, f"URL scheme {parts.scheme!r} is not http or https")
     if not parts.netloc:
         raise DumpError(path, lineno, f"URL {url!r} has no host")
-    title = collapse(strip_forbidden(html.unescape(title_raw)))
+    if "&" in title_raw:
+        title_raw = strip_forbidden(html.unescape(title_raw))
+    title = " ".join(title_raw.split())
     if not title:
         raise DumpError(path, lineno, "the title is empty")
     return title, url
@@ -249,45 +278,56 @@ def resolve_time(
     return mtime.astimezone(UTC).replace(microsecond=0), Provenance.MTIME, tuple(warnings)
 
 
+def _line(parts: list[str], idx: int) -> str:
+    return strip_forbidden(parts[idx]).strip() if idx < len(parts) else ""
+
+
 def parse_dump(data: bytes, *, path: str, mtime: datetime, complete: bool = True) -> Dump:
     """Parse one dump.
 
     ``mtime`` is the file's modification time, the last fallback for the publication time.
     With ``complete=False`` ``data`` is only the head of the file: the header is parsed and
-    ``body`` is None (the caller re-reads the whole file when the time needs the body).
+    ``body`` is None (the caller re-reads the whole file when the time needs it).
     """
-    if not data.strip():
+    if not data or data.isspace():
         raise DumpError(path, 1, "empty file")
     text = decode(data, path, complete=complete)
-    lines = text.split("\n")
+    # The header is at most four lines (epoch, title, rule, date); the rest is the body.
+    parts = text.split("\n", 4)
     idx = 0
     epoch_raw: str | None = None
-    if m := _EPOCH_LINE.fullmatch(lines[0].strip()):
+    if m := _EPOCH_LINE.fullmatch(_line(parts, 0)):
         epoch_raw = m.group(1)
         idx = 1
-    if idx >= len(lines) or not lines[idx].strip():
+    title_line = _line(parts, idx)
+    if not title_line:
         raise DumpError(path, idx + 1, "expected the title line '[title](url)'")
-    title, url = parse_title_line(lines[idx].strip(), path, idx + 1)
+    title, url = parse_title_line(title_line, path, idx + 1)
     idx += 1
-    if idx >= len(lines) or not _RULE_LINE.fullmatch(lines[idx].strip()):
+    if not _RULE_LINE.fullmatch(_line(parts, idx)):
         raise DumpError(path, idx + 1, "expected a rule line of dashes ('------')")
     idx += 1
     date_line: tuple[int, str] | None = None
-    if idx < len(lines) and (m := _DATE_LINE.fullmatch(lines[idx].strip())):
+    if idx < 4 and (m := _DATE_LINE.fullmatch(_line(parts, idx))):
         date_line = (idx + 1, m.group(1))
         idx += 1
-    while idx < len(lines) and not lines[idx].strip():
-        idx += 1
-    body = "\n".join(line.rstrip("\r") for line in lines[idx:]).strip()
-
-    published, provenance, warnings = resolve_time(
-        path=path,
-        epoch=epoch_raw,
-        date_line=date_line,
-        body=body,
-        body_line=idx + 1,
-        mtime=mtime,
-    )
+    body: str | None = None
+    rest = "\n".join(parts[idx:]) if complete or idx < 4 else parts[4]
+    if complete:
+        body = strip_forbidden(rest.replace("\r\n", "\n")).strip()
+    warnings: tuple[str, ...] = ()
+    if epoch_raw is not None and _EPOCH_OK.fullmatch(epoch_raw):
+        published, provenance = epoch_time(epoch_raw), Provenance.EPOCH
+    else:
+        skipped = rest[: len(rest) - len(rest.lstrip())].count("\n")
+        published, provenance, warnings = resolve_time(
+            path=path,
+            epoch=epoch_raw,
+            date_line=date_line,
+            body=body if body is not None else strip_forbidden(rest[:_BODY_DATE_WINDOW]).strip(),
+            body_line=idx + 1 + skipped,
+            mtime=mtime,
+        )
     return Dump(
         path=path,
         id=normalize_url(url),
@@ -295,6 +335,6 @@ def parse_dump(data: bytes, *, path: str, mtime: datetime, complete: bool = True
         title=title,
         published=published,
         provenance=provenance,
-        body=body if complete else None,
+        body=body,
         warnings=warnings,
     )

@@ -14,12 +14,14 @@ import fnmatch
 import json
 import logging
 import os
+import re
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from stat import S_ISREG
 
 from feedbridge import __version__
 from feedbridge.dump import parse_dump
@@ -29,7 +31,7 @@ from feedbridge.model import Content, Dump, Provenance, Rejection
 logger = logging.getLogger(__name__)
 
 #: Bytes read to parse a header; the rest of a dump is its body.
-HEAD_BYTES = 4096
+HEAD_BYTES = 2048
 #: Bump when the tables change; the index version also includes feedbridge's version, since
 #: cached content depends on the cleaning code.
 SCHEMA = 1
@@ -133,6 +135,15 @@ def _rejected(st: FileStat, line: int, reason: str) -> Row:
     )
 
 
+def _read(path: str, limit: int) -> bytes:
+    """Up to ``limit`` bytes of a file (plain os calls: a scan reads thousands of heads)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        return os.read(fd, limit)
+    finally:
+        os.close(fd)
+
+
 def read_dump(
     root: Path, st: FileStat, *, max_bytes: int, head_only: bool
 ) -> tuple[Row, Dump | None]:
@@ -141,23 +152,25 @@ def read_dump(
     Never raises for a bad dump: a rejection is a Row with a reason.  A file that vanished
     raises FileNotFoundError (the caller treats it as deleted).
     """
-    path = root / st.rel
-    display = str(path)
+    display = f"{root}/{st.rel}"
     if st.size > max_bytes:
         return _rejected(st, 1, f"file is {st.size} bytes, over the limit of {max_bytes}"), None
     mtime = mtime_datetime(st.mtime_ns)
+    limit = HEAD_BYTES if head_only else min(max_bytes, max(st.size, HEAD_BYTES))
     try:
-        with path.open("rb") as f:
-            data = f.read((HEAD_BYTES if head_only else max_bytes) + 1)
-    except FileNotFoundError:
-        raise
+        data = _read(display, limit + 1)
+    except (FileNotFoundError, NotADirectoryError):
+        raise FileNotFoundError(display) from None
     except OSError as e:
         return _rejected(st, 1, f"cannot read: {e.strerror or e}"), None
     if head_only:
         complete = len(data) <= HEAD_BYTES
         data = data[:HEAD_BYTES]
-    elif len(data) > max_bytes:
-        return _rejected(st, 1, f"file is over the limit of {max_bytes} bytes"), None
+    elif len(data) > limit:
+        if limit >= max_bytes:
+            return _rejected(st, 1, f"file is over the limit of {max_bytes} bytes"), None
+        # The file grew since it was listed: read it as it is now.
+        return read_dump(root, _restat(root, st), max_bytes=max_bytes, head_only=False)
     else:
         complete = True
     try:
@@ -170,6 +183,155 @@ def read_dump(
             return read_dump(root, st, max_bytes=max_bytes, head_only=False)
         return _rejected(st, e.line, e.reason), None
     return _row(st, dump), dump if complete else None
+
+
+def _restat(root: Path, st: FileStat) -> FileStat:
+    now = os.stat(f"{root}/{st.rel}")
+    return FileStat(st.rel, st.source, now.st_size, now.st_mtime_ns)
+
+
+# -- scanning, in parallel when it pays -----------------------------------------------------
+
+#: What the index knew before this scan, by source; set before worker processes fork, so
+#: they inherit it instead of receiving a copy.
+_KNOWN_BY_SOURCE: dict[str, dict[str, tuple[int, int]]] = {}
+#: Below this many files a scan runs in this process: forking costs more than it saves.
+PARALLEL_MIN_FILES = 2000
+
+
+#: A Row as the ``dumps`` table stores it: plain values, cheap to send between processes.
+DbRow = tuple[
+    str,
+    str,
+    int,
+    int,
+    str | None,
+    str | None,
+    str | None,
+    int | None,
+    str | None,
+    str,
+    int,
+    str | None,
+]
+
+
+def db_row(r: Row) -> DbRow:
+    return (
+        r.rel,
+        r.source,
+        r.size,
+        r.mtime_ns,
+        r.id,
+        r.url,
+        r.title,
+        r.published,
+        r.provenance,
+        json.dumps(list(r.warnings), ensure_ascii=False),
+        r.line,
+        r.reason,
+    )
+
+
+def from_db(r: DbRow) -> Row:
+    return Row(
+        r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], tuple(json.loads(r[9])), r[10], r[11]
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ScanResult:
+    source: str
+    seen: int
+    rows: list[DbRow]
+    deleted: list[str]
+
+
+def scan_changes(root: Path, source: str, pattern: str, max_bytes: int) -> ScanResult:
+    """One source folder against the index: new and changed files parsed, deleted ones named."""
+    known = _KNOWN_BY_SOURCE.get(source, {})
+    match = re.compile(fnmatch.translate(pattern)).match
+    rows: list[DbRow] = []
+    present: set[str] = set()
+    try:
+        it = os.scandir(root / source)
+    except (FileNotFoundError, NotADirectoryError):
+        return ScanResult(source, 0, [], list(known))
+    with it:
+        for entry in it:
+            name = entry.name
+            if name.startswith(".") or name.endswith(_IGNORED_SUFFIXES) or not match(name):
+                continue
+            try:
+                st = entry.stat()
+            except FileNotFoundError:
+                continue
+            if not S_ISREG(st.st_mode):
+                continue
+            rel = f"{source}/{name}"
+            present.add(rel)
+            if known.get(rel) == (st.st_size, st.st_mtime_ns):
+                continue
+            try:
+                row, _ = read_dump(
+                    root,
+                    FileStat(rel, source, st.st_size, st.st_mtime_ns),
+                    max_bytes=max_bytes,
+                    head_only=True,
+                )
+            except FileNotFoundError:
+                present.discard(rel)
+                continue
+            rows.append(db_row(row))
+    return ScanResult(source, len(present), rows, [rel for rel in known if rel not in present])
+
+
+def _scan_job(args: tuple[Path, str, str, int]) -> ScanResult:
+    return scan_changes(*args)
+
+
+def scan_all(
+    root: Path,
+    sources: list[str],
+    known: dict[str, tuple[int, int]],
+    *,
+    pattern: str,
+    max_bytes: int,
+    parallel: bool,
+) -> list[ScanResult]:
+    """Scan every source folder; with ``parallel``, large scans use one process per core."""
+    by_source: dict[str, dict[str, tuple[int, int]]] = {}
+    for rel, sig in known.items():
+        by_source.setdefault(rel.partition("/")[0], {})[rel] = sig
+    _KNOWN_BY_SOURCE.clear()
+    _KNOWN_BY_SOURCE.update(by_source)
+    jobs = [(root, s, pattern, max_bytes) for s in sources]
+    gone = [s for s in by_source if s not in set(sources)]
+    results = [ScanResult(s, 0, [], list(by_source[s])) for s in gone]
+    workers = min(os.cpu_count() or 1, len(jobs))
+    if parallel and workers > 1 and _expected_files(root, sources, known) >= PARALLEL_MIN_FILES:
+        import multiprocessing
+
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            results += pool.map(_scan_job, jobs, chunksize=1)
+    else:
+        results += [_scan_job(job) for job in jobs]
+    _KNOWN_BY_SOURCE.clear()
+    return results
+
+
+def _expected_files(root: Path, sources: list[str], known: dict[str, tuple[int, int]]) -> int:
+    if known:
+        return len(known)
+    total = 0
+    for source in sources:
+        try:
+            total += len(os.listdir(root / source))
+        except OSError:
+            continue
+        if total >= PARALLEL_MIN_FILES:
+            break
+    return total
 
 
 class Index:
@@ -281,30 +443,14 @@ class Index:
             for rel, size, mt in self.db.execute("SELECT rel, size, mtime_ns FROM dumps")
         }
 
-    def apply(self, rows: Iterable[Row], deleted: Iterable[str]) -> None:
+    def apply(self, rows: Iterable[Row | DbRow], deleted: Iterable[str]) -> None:
         """Store new and changed rows and forget deleted paths, in one transaction."""
         db = self.db
         db.execute("BEGIN")
         try:
             db.executemany(
                 "INSERT OR REPLACE INTO dumps VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    (
-                        r.rel,
-                        r.source,
-                        r.size,
-                        r.mtime_ns,
-                        r.id,
-                        r.url,
-                        r.title,
-                        r.published,
-                        r.provenance,
-                        json.dumps(list(r.warnings), ensure_ascii=False),
-                        r.line,
-                        r.reason,
-                    )
-                    for r in rows
-                ),
+                (r if isinstance(r, tuple) else db_row(r) for r in rows),
             )
             gone = [(rel,) for rel in deleted]
             db.executemany("DELETE FROM dumps WHERE rel = ?", gone)
