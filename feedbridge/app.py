@@ -27,17 +27,21 @@ def status_of(report: BuildReport, now: datetime) -> dict[str, Any]:
 
 @contextlib.contextmanager
 def open_builder(
-    config: Config, *, dumps: Path, out: Path, base_url: str, state_dir: Path | None
+    config: Config,
+    *,
+    dumps: Path,
+    out: Path,
+    base_url: str,
+    state_dir: Path | None,
+    parallel: bool = True,
 ) -> Iterator[tuple[Builder, Path]]:
     """Lock the output, open its index and yield a Builder; released on exit."""
     state = state_dir or default_state_dir(out)
     with locked(state, out):
         index = Index(state / INDEX_NAME, root=dumps, out=out)
+        target = Target(dumps=dumps, out=out, base_url=base_url, config=config)
         try:
-            yield (
-                Builder(Target(dumps=dumps, out=out, base_url=base_url, config=config), index),
-                state,
-            )
+            yield Builder(target, index, parallel=parallel), state
         finally:
             index.close()
 

@@ -103,6 +103,8 @@ class Builder:
         self.index = index
         #: Large scans fork worker processes; a daemon (which has threads) says no.
         self.parallel = parallel
+        #: Paths that changed while they were being read in the last refresh.
+        self.unsettled: set[str] = set()
 
     # -- scanning ---------------------------------------------------------------------------
 
@@ -112,16 +114,17 @@ class Builder:
         """Bring the index up to date with the disk; returns (files seen, files parsed).
 
         With ``paths`` (relative to the dumps root) only those files are looked at: the daemon
-        knows from file events what changed.  Without, every source folder is scanned.
+        knows from file events what changed, and one event costs one stat and one read.
+        Without, every source folder is scanned.
         """
         cfg = self.target.config
         sources = sorted({s for spec in feeds for s in spec.sources})
-        known = self.index.known()
+        self.unsettled = set()
         if paths is None:
             results = scan_all(
                 self.target.dumps,
                 sources,
-                known,
+                self.index.known(),
                 pattern=cfg.pattern,
                 max_bytes=cfg.max_bytes,
                 parallel=self.parallel,
@@ -130,7 +133,7 @@ class Builder:
             deleted = [rel for r in results for rel in r.deleted]
             seen = sum(r.seen for r in results)
         else:
-            rows, deleted, seen = self._refresh_paths(set(sources), known, paths)
+            rows, deleted, seen = self._refresh_paths(set(sources), paths)
         for row in rows:
             if row[9] != "[]":
                 for warning in json.loads(row[9]):
@@ -139,31 +142,34 @@ class Builder:
         return seen, len(rows)
 
     def _refresh_paths(
-        self, wanted: set[str], known: dict[str, tuple[int, int]], paths: Iterable[str]
+        self, wanted: set[str], paths: Iterable[str]
     ) -> tuple[list[DbRow], list[str], int]:
         pattern, max_bytes = self.target.config.pattern, self.target.config.max_bytes
         rows: list[DbRow] = []
         deleted: list[str] = []
         seen = 0
         for rel in sorted(set(paths)):
+            known = self.index.signature(rel)
             source, _, name = rel.partition("/")
             st = self._stat(rel) if source in wanted and is_dump_name(name, pattern) else None
             if st is None:
-                if rel in known:
+                if known is not None:
                     deleted.append(rel)
                 continue
             seen += 1
-            if known.get(rel) == (st.size, st.mtime_ns):
+            if known == (st.size, st.mtime_ns):
                 continue
             try:
                 row, _ = read_dump(self.target.dumps, st, max_bytes=max_bytes, head_only=True)
             except FileNotFoundError:
-                if rel in known:
+                if known is not None:
                     deleted.append(rel)
                 continue
+            after = self._stat(rel)
+            if after is None or (after.size, after.mtime_ns) != (st.size, st.mtime_ns):
+                self.unsettled.add(rel)  # changed while it was read: read it again later
+                continue
             rows.append(db_row(row))
-        # Sources no feed reads any more, or folders that disappeared.
-        deleted += [rel for rel in known if rel.partition("/")[0] not in wanted]
         return rows, deleted, seen
 
     def _stat(self, rel: str) -> FileStat | None:
@@ -293,7 +299,7 @@ class Builder:
                 written.append(str(path))
         self.index.store_feed(spec.name, fp, len(entries), _signature(paths))
         if written:
-            logger.info(
+            logger.debug(
                 "feed %s: %d entries, wrote %s",
                 spec.name,
                 len(entries),

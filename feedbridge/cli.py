@@ -227,6 +227,127 @@ def check(ctx: click.Context, dumps: Path | None, config_file: Path | None) -> N
     sys.exit(EXIT_REJECTED if rejected else EXIT_OK)
 
 
+@cli.command()
+@with_common
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0.1),
+    default=None,
+    help="Seconds between full rescans (default 300, or 'interval' in the config).",
+)
+@click.option(
+    "--serve",
+    "serve",
+    metavar="HOST:PORT",
+    default=None,
+    help="Also serve OUT over HTTP here, e.g. 127.0.0.1:8080.",
+)
+@click.pass_context
+def run(
+    ctx: click.Context,
+    dumps: Path | None,
+    out: Path | None,
+    base_url: str | None,
+    config_file: Path | None,
+    state_dir: Path | None,
+    interval: float | None,
+    serve: str | None,
+) -> None:
+    """Keep the feeds current as dumps arrive, change or disappear.
+
+    Rebuilds the affected feed within a second of a change, rescans everything every
+    --interval seconds, publishes future-dated dumps when their time comes, and optionally
+    serves OUT.  SIGTERM or SIGINT: finish the build in progress and exit 0.  SIGHUP: reload
+    the config file (an invalid one is logged and the running one kept).
+    """
+    from feedbridge.daemon import Daemon, Overrides
+    from feedbridge.serve import parse_listen
+
+    if not ctx.obj["quiet"] and ctx.obj["verbose"] == 0:
+        logging.getLogger("feedbridge").setLevel(logging.INFO)
+    try:
+        s = _settings(config_file, dumps, out, base_url)
+        assert s.out is not None and s.base_url is not None
+        listen = serve or s.config.serve
+        daemon = Daemon(
+            config=s.config,
+            config_file=config_file.resolve() if config_file else None,
+            overrides=Overrides(
+                dumps=s.dumps,
+                out=s.out,
+                base_url=base_url,
+                interval=interval,
+                state_dir=state_dir or s.config.state_dir,
+            ),
+            base_url=s.base_url,
+            serve=parse_listen(listen) if listen else None,
+        )
+        code = daemon.run()
+    except (ConfigError, LockedError) as e:
+        _fail(EXIT_USAGE, str(e))
+        return
+    except PublishError as e:
+        _fail(EXIT_PUBLISH, str(e))
+        return
+    sys.exit(code)
+
+
+@cli.command()
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Output folder whose state to show.",
+)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="TOML configuration file (for 'out' and 'state_dir').",
+)
+@click.option(
+    "--state",
+    "state_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="State folder, if not the default for OUT.",
+)
+def status(out: Path | None, config_file: Path | None, state_dir: Path | None) -> None:
+    """Show the last build: its time, entries per feed, rejected and future dumps."""
+    from feedbridge.state import default_state_dir, read_status
+
+    try:
+        config = load_config(config_file) if config_file else Config()
+    except ConfigError as e:
+        _fail(EXIT_USAGE, str(e))
+        return
+    out = out.resolve() if out else config.out
+    if out is None:
+        raise click.UsageError("no output folder: pass --out or set 'out' in the config")
+    state = state_dir or config.state_dir or default_state_dir(out)
+    info = read_status(state)
+    if info is None:
+        _fail(EXIT_USAGE, f"no build recorded for {out} (state folder {state})")
+        return
+    click.echo(f"last build: {info.get('last_build')}")
+    if info.get("pid"):
+        click.echo(
+            f"daemon pid: {info['pid']}"
+            + (f", serving {info['serving']}" if info.get("serving") else "")
+        )
+    click.echo(f"dumps: {info.get('dumps', 0)}")
+    feeds = info.get("feeds", {})
+    click.echo(f"feeds: {len(feeds)}")
+    for name, entries in sorted(feeds.items()):
+        click.echo(f"  {name}: {entries} entries")
+    rejected = info.get("rejected", [])
+    click.echo(f"rejected dumps: {len(rejected)}")
+    for line in rejected:
+        click.echo(f"  {line}")
+    future = info.get("future", [])
+    click.echo(f"future dumps: {len(future)}")
+    for line in future:
+        click.echo(f"  {line}")
+
+
 def main() -> None:
     try:
         cli(prog_name="feedbridge")

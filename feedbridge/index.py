@@ -34,7 +34,7 @@ logger = logging.getLogger(__name__)
 HEAD_BYTES = 2048
 #: Bump when the tables change; the index version also includes feedbridge's version, since
 #: cached content depends on the cleaning code.
-SCHEMA = 1
+SCHEMA = 2
 _IGNORED_SUFFIXES = (".swp", ".tmp", ".part", "~")
 
 
@@ -355,7 +355,9 @@ class Index:
 
     def _connect(self) -> sqlite3.Connection:
         target = str(self.path) if self.path else ":memory:"
-        db = sqlite3.connect(target, timeout=30, isolation_level=None)
+        # The daemon opens the index in its main thread and builds in its one worker thread;
+        # it never uses the connection from two threads at once.
+        db = sqlite3.connect(target, timeout=30, isolation_level=None, check_same_thread=False)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
         return db
@@ -405,6 +407,10 @@ class Index:
                 reason TEXT);
             CREATE INDEX IF NOT EXISTS dumps_newest ON dumps (source, published DESC, rel DESC)
                 WHERE reason IS NULL;
+            CREATE INDEX IF NOT EXISTS dumps_time ON dumps (published) WHERE reason IS NULL;
+            CREATE INDEX IF NOT EXISTS dumps_rejected ON dumps (rel) WHERE reason IS NOT NULL;
+            CREATE INDEX IF NOT EXISTS dumps_fallback ON dumps (rel)
+                WHERE reason IS NULL AND provenance != 'epoch';
             CREATE TABLE IF NOT EXISTS content (
                 rel TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
                 html TEXT NOT NULL, summary TEXT NOT NULL, image TEXT, author TEXT);
@@ -442,6 +448,11 @@ class Index:
             rel: (size, mt)
             for rel, size, mt in self.db.execute("SELECT rel, size, mtime_ns FROM dumps")
         }
+
+    def signature(self, rel: str) -> tuple[int, int] | None:
+        """(size, mtime_ns) of one dump as the index knows it."""
+        r = self.db.execute("SELECT size, mtime_ns FROM dumps WHERE rel = ?", (rel,)).fetchone()
+        return (r[0], r[1]) if r else None
 
     def apply(self, rows: Iterable[Row | DbRow], deleted: Iterable[str]) -> None:
         """Store new and changed rows and forget deleted paths, in one transaction."""
@@ -502,10 +513,10 @@ class Index:
         return list(self._rows("SELECT * FROM dumps WHERE reason IS NOT NULL ORDER BY rel"))
 
     def fallbacks(self) -> list[Row]:
+        # The condition matches the partial index dumps_fallback word for word.
         return list(
             self._rows(
-                "SELECT * FROM dumps WHERE reason IS NULL AND provenance != ? ORDER BY rel",
-                [Provenance.EPOCH.value],
+                "SELECT * FROM dumps WHERE reason IS NULL AND provenance != 'epoch' ORDER BY rel"
             )
         )
 
