@@ -18,12 +18,13 @@ build: $(BIN)/feedbridge
 run: $(BIN)/feedbridge
 	$(BIN)/feedbridge run --config $(CONFIG) --serve 127.0.0.1:8080
 
-# Debian tools the integration tests use: jing (RFC 4287 schema) and nginx (deployment test).
+# Debian tools the integration tests use: jing (RFC 4287 schema), nginx and systemd-analyze
+# (deployment tests).
 system-deps:
-	@if ! command -v jing >/dev/null || ! command -v nginx >/dev/null; then \
+	@if ! command -v jing >/dev/null || ! command -v nginx >/dev/null || ! command -v systemd-analyze >/dev/null; then \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends jing nginx-light >/dev/null; \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends jing nginx-light systemd >/dev/null; \
 	fi
 
 lint: $(BIN)/feedbridge

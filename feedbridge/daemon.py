@@ -39,6 +39,8 @@ SETTLE = 0.25
 #: watchfiles: wait this long for more changes before yielding a batch (ms).
 DEBOUNCE_MS = 50
 STEP_MS = 10
+#: Queued instances allowed for a one-off job (they still run one at a time).
+ONE_OFF_INSTANCES = 16
 #: How long shutdown waits for the HTTP server and watcher threads (seconds).
 JOIN_TIMEOUT = 3.0
 
@@ -75,6 +77,8 @@ class Daemon:
         self.clock = clock
         self.interval = overrides.interval or config.interval
         self._stop = threading.Event()
+        #: Held while a job runs; shutdown takes it to let the build in progress finish.
+        self._busy = threading.Lock()
         self._watch_stop = threading.Event()
         self._pending: set[str] = set()
         self._full = False
@@ -131,7 +135,11 @@ class Daemon:
             finally:
                 self._watch_stop.set()
                 if self._scheduler.running:
-                    self._scheduler.shutdown(wait=True)
+                    # Not shutdown(wait=True): it holds the scheduler's job store lock while it
+                    # waits, and a running job that schedules the next one would deadlock.
+                    self._scheduler.shutdown(wait=False)
+                with self._busy:  # the build in progress, if any, finishes
+                    pass
                 if server is not None:
                     server.close()
                 watcher.join(timeout=JOIN_TIMEOUT)
@@ -203,8 +211,16 @@ class Daemon:
     def _schedule(self, job_id: str, func: Callable[[], None], when: datetime) -> None:
         if self._scheduler is None or self._stop.is_set():
             return
+        # One-off jobs may be scheduled again while an instance runs (a SIGHUP during a
+        # reload): the one worker thread runs them in turn, none is dropped.
         self._scheduler.add_job(
-            func, "date", run_date=when, id=job_id, replace_existing=True, misfire_grace_time=None
+            func,
+            "date",
+            run_date=when,
+            id=job_id,
+            replace_existing=True,
+            misfire_grace_time=None,
+            max_instances=ONE_OFF_INSTANCES,
         )
 
     def _settled(self) -> tuple[set[str] | None, float | None]:
@@ -235,6 +251,26 @@ class Daemon:
     # -- jobs (all in the one worker thread) ------------------------------------------------
 
     def _job_changes(self) -> None:
+        with self._busy:
+            if not self._stop.is_set():
+                self._changes()
+
+    def _job_rescan(self) -> None:
+        with self._busy:
+            if not self._stop.is_set():
+                self._build(None)
+
+    def _job_future(self) -> None:
+        with self._busy:
+            if not self._stop.is_set():
+                self._build([])
+
+    def _job_reload(self) -> None:
+        with self._busy:
+            if not self._stop.is_set():
+                self._reload()
+
+    def _changes(self) -> None:
         paths, wait = self._settled()
         if paths is None or paths:
             self._build(paths)
@@ -251,13 +287,7 @@ class Daemon:
                 "changes", self._job_changes, self.clock() + timedelta(seconds=max(delay, 0.01))
             )
 
-    def _job_rescan(self) -> None:
-        self._build(None)
-
-    def _job_future(self) -> None:
-        self._build([])
-
-    def _job_reload(self) -> None:
+    def _reload(self) -> None:
         if self.config_file is None:
             logger.warning("SIGHUP: no --config file to reload")
             return
@@ -327,7 +357,11 @@ class Daemon:
             when = min(d.published for d in report.future)
             self._schedule("future", self._job_future, when)
             logger.debug("next future dump at %s", when)
-        elif self._scheduler is not None and self._scheduler.get_job("future") is not None:
+        elif (
+            self._scheduler is not None
+            and not self._stop.is_set()
+            and self._scheduler.get_job("future") is not None
+        ):
             self._scheduler.remove_job("future")
 
 

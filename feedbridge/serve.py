@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import socket
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -57,7 +58,15 @@ def make_app(out: Path) -> WsgiApp:
     """The WSGI application that serves OUT."""
     from whitenoise import WhiteNoise
 
-    app: WsgiApp = WhiteNoise(
+    class FeedFiles(WhiteNoise):  # type: ignore[misc]
+        def add_mime_headers(self, headers: Any, path: str, url: str) -> None:
+            # WhiteNoise quotes the charset it adds (charset="utf-8"); write it plainly.
+            media_type = self.media_types.get_type(path)
+            if "charset=" not in media_type and media_type.startswith("text/"):
+                media_type += "; charset=utf-8"
+            headers["Content-Type"] = media_type
+
+    app: WsgiApp = FeedFiles(
         _not_found,
         root=str(out),
         autorefresh=True,
@@ -75,19 +84,25 @@ class Server:
     def __init__(self, out: Path, host: str, port: int) -> None:
         from waitress.server import create_server
 
+        # Bind here, so a busy port is our error to report and our socket to close.
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
         try:
-            self._server = create_server(
-                make_app(out),
-                host=host,
-                port=port,
-                threads=4,
-                ident="feedbridge",
-                clear_untrusted_proxy_headers=True,
-            )
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
         except OSError as e:
+            sock.close()
             raise ConfigError(f"cannot serve on {host}:{port}: {e.strerror or e}") from e
+        self._server = create_server(
+            make_app(out),
+            sockets=[sock],
+            threads=4,
+            ident="feedbridge",
+            clear_untrusted_proxy_headers=True,
+        )
+        port = sock.getsockname()[1]
         self.host = host
-        self.port = int(self._server.effective_port)
+        self.port = int(port)
         self._thread = threading.Thread(target=self._run, name="feedbridge-http", daemon=True)
 
     def _run(self) -> None:
@@ -103,5 +118,18 @@ class Server:
         self._thread.start()
 
     def close(self) -> None:
-        self._server.close()
-        self._thread.join(timeout=5)
+        """Close every connection and the listening socket in the server's own thread."""
+        server = self._server
+
+        def shut() -> None:
+            for channel in list(server._map.values()):
+                if channel is not server and channel is not server.trigger:
+                    channel.close()
+            server.close()
+
+        if self._thread.is_alive():
+            server.trigger.pull_trigger(shut)
+            self._thread.join(timeout=5)
+        else:
+            server.close()
+        server.task_dispatcher.shutdown()

@@ -1,0 +1,160 @@
+"""The shipped deployment files work: real nginx over a built OUT, and the systemd unit."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from feedbridge.config import parse_config
+
+from .conftest import EXAMPLES, REPO
+from .daemon_helpers import free_port, wait_for
+from .helpers import build
+
+pytestmark = pytest.mark.slow
+
+NGINX_BLOCK = REPO / "config" / "nginx.conf"
+UNIT = REPO / "config" / "feedbridge.service"
+
+
+def _nginx() -> str:
+    for candidate in (shutil.which("nginx"), "/usr/sbin/nginx"):
+        if candidate and Path(candidate).exists():
+            return candidate
+    pytest.fail("nginx is not installed (Debian package nginx-light; .ci/run installs it)")
+
+
+@pytest.fixture
+def nginx(tmp_path: Path) -> Iterator[tuple[int, Path]]:
+    out = tmp_path / "out"
+    build(EXAMPLES, out)
+    port = free_port()
+    block = NGINX_BLOCK.read_text()
+    block = re.sub(r"^(\s*)listen\s+80;", rf"\1listen 127.0.0.1:{port};", block, flags=re.M)
+    block = re.sub(r"^(\s*)root\s+\S+;", rf"\1root {out};", block, flags=re.M)
+    assert f"listen 127.0.0.1:{port};" in block and f"root {out};" in block
+    prefix = tmp_path / "nginx"
+    prefix.mkdir()
+    (prefix / "server.conf").write_text(block)
+    conf = prefix / "nginx.conf"
+    conf.write_text(
+        f"""
+worker_processes 1;
+error_log {prefix}/error.log;
+pid {prefix}/nginx.pid;
+events {{ worker_connections 64; }}
+http {{
+    include /etc/nginx/mime.types;
+    default_type application/octet-stream;
+    access_log off;
+    client_body_temp_path {prefix}/body;
+    proxy_temp_path {prefix}/proxy;
+    fastcgi_temp_path {prefix}/fastcgi;
+    uwsgi_temp_path {prefix}/uwsgi;
+    scgi_temp_path {prefix}/scgi;
+    include {prefix}/server.conf;
+}}
+"""
+    )
+    # As root nginx would switch its workers to "nobody", who cannot read a private tmp.
+    directives = "daemon off;" + (" user root;" if os.geteuid() == 0 else "")
+    proc = subprocess.Popen(
+        [_nginx(), "-p", str(prefix), "-c", str(conf), "-g", directives], stderr=subprocess.PIPE
+    )
+    try:
+        wait_for(lambda: _get(port, "/")[0] == 200 or proc.poll() is not None, what="nginx")
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        yield port, out
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        if proc.stderr:
+            proc.stderr.close()
+
+
+def _get(
+    port: int, path: str, headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], bytes]:
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        conn.request("GET", path, headers=headers or {})
+        resp = conn.getresponse()
+        result = resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
+        conn.close()
+        return result
+    except OSError:
+        return 0, {}, b""
+
+
+@pytest.mark.parametrize(
+    ("path", "content_type"),
+    [
+        ("/voa/atom.xml", "application/atom+xml; charset=utf-8"),
+        ("/voa/rss.xml", "application/rss+xml; charset=utf-8"),
+        ("/voa/feed.json", "application/feed+json; charset=utf-8"),
+        ("/feeds.opml", "text/x-opml; charset=utf-8"),
+        ("/", "text/html; charset=utf-8"),
+    ],
+)
+def test_nginx_content_types(nginx: tuple[int, Path], path: str, content_type: str) -> None:
+    port, out = nginx
+    status, headers, body = _get(port, path)
+    assert status == 200
+    assert headers["content-type"] == content_type
+    assert body == (out / (path.strip("/") or "index.html")).read_bytes()
+
+
+def test_nginx_answers_304_after_a_rebuild_that_changed_nothing(nginx: tuple[int, Path]) -> None:
+    port, out = nginx
+    _, headers, _ = _get(port, "/voa/atom.xml")
+    etag, modified = headers["etag"], headers["last-modified"]
+    time.sleep(1.1)  # Last-Modified has one-second resolution: a rewrite would show
+    build(EXAMPLES, out)
+    assert _get(port, "/voa/atom.xml", {"If-None-Match": etag})[0] == 304
+    assert _get(port, "/voa/atom.xml", {"If-Modified-Since": modified})[0] == 304
+    build(EXAMPLES, out, parse_config({"feeds": {"voa": {"title": "Changed"}}}))
+    status, headers, body = _get(port, "/voa/atom.xml", {"If-None-Match": etag})
+    assert status == 200 and headers["etag"] != etag and b"Changed" in body
+
+
+def test_nginx_hides_dot_files(nginx: tuple[int, Path]) -> None:
+    port, out = nginx
+    (out / "voa" / ".atom.xml.abc.tmp").write_text("partial")
+    assert _get(port, "/voa/.atom.xml.abc.tmp")[0] == 404
+
+
+def _verify_unit(text: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.fail("systemd-analyze is missing (Debian package systemd; .ci/run installs it)")
+    unit = tmp_path / "feedbridge.service"
+    unit.write_text(text)
+    return subprocess.run(
+        [analyze, "verify", str(unit)], capture_output=True, text=True, check=False, timeout=60
+    )
+
+
+def test_systemd_unit_verifies_and_runs_the_daemon(tmp_path: Path) -> None:
+    text = UNIT.read_text()
+    exec_start = re.search(r"^ExecStart=(\S+) (.*)$", text, re.M)
+    assert exec_start and exec_start.group(2).startswith("run --config ")
+    assert re.search(r"^ExecReload=/bin/kill -HUP \$MAINPID$", text, re.M)
+    assert re.search(r"^KillSignal=SIGTERM$", text, re.M)
+    feedbridge = Path(sys.executable).parent / "feedbridge"
+    local = text.replace(exec_start.group(1), str(feedbridge))
+    result = _verify_unit(local, tmp_path)
+    assert result.returncode == 0, result.stderr
+
+
+def test_systemd_verify_can_fail(tmp_path: Path) -> None:
+    result = _verify_unit("[Service]\nExecStart=relative/path\n", tmp_path)
+    assert result.returncode != 0
