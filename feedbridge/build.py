@@ -10,6 +10,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
@@ -124,7 +125,7 @@ class Builder:
             results = scan_all(
                 self.target.dumps,
                 sources,
-                self.index.known(),
+                self.index,
                 pattern=cfg.pattern,
                 max_bytes=cfg.max_bytes,
                 parallel=self.parallel,
@@ -247,10 +248,12 @@ class Builder:
         return resolve_feeds(self.target.config, list_sources(self.target.dumps))
 
     def build(self, *, now: datetime, paths: Iterable[str] | None = None) -> BuildReport:
-        from feedbridge.render import render_index, render_opml
+        from feedbridge.listing import render_index, render_opml
 
+        started = time.perf_counter()
         feeds = self.feeds()
         scanned, parsed = self.refresh(feeds, paths)
+        scan_ms = (time.perf_counter() - started) * 1000
         now_s = int(now.timestamp())
         state = self.index.feed_state()
         out = self.target.out
@@ -274,7 +277,13 @@ class Builder:
             if write_if_changed(out / name, data):
                 written.append(str(out / name))
         self.index.prune_content(keep)
-        return self._report(results, scanned, parsed, written, removed, now_s)
+        report = self._report(results, scanned, parsed, written, removed, now_s)
+        logger.debug(
+            "build: %d files seen, %d parsed in %.0f ms; %d feeds, %d files written in %.0f ms",
+            scanned, parsed, scan_ms, len(feeds), len(written),
+            (time.perf_counter() - started) * 1000 - scan_ms,
+        )  # fmt: skip
+        return report
 
     def _build_feed(
         self,

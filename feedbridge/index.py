@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from stat import S_ISREG
+from urllib.parse import quote
 
 from feedbridge import __version__
 from feedbridge.dump import parse_dump
@@ -192,9 +193,6 @@ def _restat(root: Path, st: FileStat) -> FileStat:
 
 # -- scanning, in parallel when it pays -----------------------------------------------------
 
-#: What the index knew before this scan, by source; set before worker processes fork, so
-#: they inherit it instead of receiving a copy.
-_KNOWN_BY_SOURCE: dict[str, dict[str, tuple[int, int]]] = {}
 #: Below this many files a scan runs in this process: forking costs more than it saves.
 PARALLEL_MIN_FILES = 2000
 
@@ -247,9 +245,12 @@ class ScanResult:
     deleted: list[str]
 
 
-def scan_changes(root: Path, source: str, pattern: str, max_bytes: int) -> ScanResult:
-    """One source folder against the index: new and changed files parsed, deleted ones named."""
-    known = _KNOWN_BY_SOURCE.get(source, {})
+Known = dict[str, tuple[int, int]]
+
+
+def scan_changes(root: Path, source: str, pattern: str, max_bytes: int, known: Known) -> ScanResult:
+    """One source folder against what the index knows of it (``rel -> (size, mtime_ns)``):
+    new and changed files parsed, deleted ones named."""
     match = re.compile(fnmatch.translate(pattern)).match
     rows: list[DbRow] = []
     present: set[str] = set()
@@ -286,43 +287,61 @@ def scan_changes(root: Path, source: str, pattern: str, max_bytes: int) -> ScanR
     return ScanResult(source, len(present), rows, [rel for rel in known if rel not in present])
 
 
-def _scan_job(args: tuple[Path, str, str, int]) -> ScanResult:
-    return scan_changes(*args)
+ScanJob = tuple[Path, str, str, int, "Known | str"]
+
+
+def _scan_job(job: ScanJob) -> ScanResult:
+    root, source, pattern, max_bytes, known = job
+    if isinstance(known, str):
+        # In a worker process: read what the index knows of this source over a connection of
+        # its own (the parent's must not be used after fork), read-only.
+        db = sqlite3.connect(f"file:{quote(known)}?mode=ro", uri=True, timeout=30)
+        try:
+            known = _known_rows(db, source)
+        finally:
+            db.close()
+    return scan_changes(root, source, pattern, max_bytes, known)
+
+
+def _known_rows(db: sqlite3.Connection, source: str) -> Known:
+    sql = "SELECT rel, size, mtime_ns FROM dumps WHERE source = ?"
+    return {rel: (size, mt) for rel, size, mt in db.execute(sql, (source,))}
 
 
 def scan_all(
     root: Path,
     sources: list[str],
-    known: dict[str, tuple[int, int]],
+    index: Index,
     *,
     pattern: str,
     max_bytes: int,
     parallel: bool,
 ) -> list[ScanResult]:
-    """Scan every source folder; with ``parallel``, large scans use one process per core."""
-    by_source: dict[str, dict[str, tuple[int, int]]] = {}
-    for rel, sig in known.items():
-        by_source.setdefault(rel.partition("/")[0], {})[rel] = sig
-    _KNOWN_BY_SOURCE.clear()
-    _KNOWN_BY_SOURCE.update(by_source)
-    jobs = [(root, s, pattern, max_bytes) for s in sources]
-    gone = [s for s in by_source if s not in set(sources)]
-    results = [ScanResult(s, 0, [], list(by_source[s])) for s in gone]
-    workers = min(os.cpu_count() or 1, len(jobs))
-    if parallel and workers > 1 and _expected_files(root, sources, known) >= PARALLEL_MIN_FILES:
+    """Scan every source folder against the index; with ``parallel``, a large scan uses one
+    process per core, each loading what the index knows of its sources itself."""
+    counts = index.source_counts()
+    wanted = set(sources)
+    results = [
+        ScanResult(s, 0, [], list(_known_rows(index.db, s))) for s in counts if s not in wanted
+    ]
+    workers = min(os.cpu_count() or 1, len(sources))
+    expected = sum(counts.get(s, 0) for s in sources) or _listed_files(root, sources)
+    if parallel and index.path and workers > 1 and expected >= PARALLEL_MIN_FILES:
         import multiprocessing
 
+        db_path = str(index.path)
+        jobs: list[ScanJob] = [(root, s, pattern, max_bytes, db_path) for s in sources]
         with multiprocessing.get_context("fork").Pool(workers) as pool:
             results += pool.map(_scan_job, jobs, chunksize=1)
     else:
-        results += [_scan_job(job) for job in jobs]
-    _KNOWN_BY_SOURCE.clear()
+        results += [
+            _scan_job((root, s, pattern, max_bytes, _known_rows(index.db, s))) for s in sources
+        ]
     return results
 
 
-def _expected_files(root: Path, sources: list[str], known: dict[str, tuple[int, int]]) -> int:
-    if known:
-        return len(known)
+def _listed_files(root: Path, sources: list[str]) -> int:
+    """Roughly how many files a cold scan will meet (stops counting once it is enough)."""
     total = 0
     for source in sources:
         try:
@@ -448,6 +467,11 @@ class Index:
             rel: (size, mt)
             for rel, size, mt in self.db.execute("SELECT rel, size, mtime_ns FROM dumps")
         }
+
+    def source_counts(self) -> dict[str, int]:
+        sql = "SELECT source, count(*) FROM dumps GROUP BY source"
+        counts: dict[str, int] = dict(self.db.execute(sql).fetchall())
+        return counts
 
     def signature(self, rel: str) -> tuple[int, int] | None:
         """(size, mtime_ns) of one dump as the index knows it."""

@@ -1,0 +1,274 @@
+"""The persistent index: incremental builds equal cold builds; bad state never crashes."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from feedbridge.config import Config
+from feedbridge.index import HEAD_BYTES, SCHEMA, Index
+from feedbridge.state import INDEX_NAME
+
+from .conftest import BASE_URL, EXAMPLES, NOW
+from .helpers import build, snapshot
+
+SOURCES = ("voa", "nyt", "rfi")
+
+
+def feed_bytes(out: Path) -> dict[str, bytes]:
+    return {k: v[0] for k, v in snapshot(out).items()}
+
+
+#: A small limit, so changes also move dumps into and out of the feeds.
+SMALL = Config(limit=3)
+
+
+def cold_build(
+    dumps: Path, tmp: Path, now: datetime = NOW, config: Config | None = None
+) -> dict[str, bytes]:
+    fresh = tmp / f"cold-{os.urandom(4).hex()}"
+    build(dumps, fresh / "out", config, state=fresh / "state", now=now)
+    result = feed_bytes(fresh / "out")
+    shutil.rmtree(fresh)
+    return result
+
+
+def dump_text(n: int, title: str, *, epoch_ms: int, body: str) -> str:
+    return f"<!--{epoch_ms}-->\n[{title}](https://news.example.org/a/{n}.html)\n------\n\n{body}\n"
+
+
+# -- incremental == from scratch --------------------------------------------------------------
+
+operation = st.one_of(
+    st.tuples(st.just("add"), st.sampled_from(SOURCES), st.integers(0, 30), st.integers(0, 10**6)),
+    st.tuples(st.just("edit"), st.sampled_from(SOURCES), st.integers(0, 30), st.integers(0, 10**6)),
+    st.tuples(st.just("rename"), st.sampled_from(SOURCES), st.integers(0, 30), st.integers(0, 30)),
+    st.tuples(st.just("delete"), st.sampled_from(SOURCES), st.integers(0, 30), st.just(0)),
+    st.tuples(st.just("touch"), st.sampled_from(SOURCES), st.integers(0, 30), st.just(0)),
+    st.tuples(st.just("break"), st.sampled_from(SOURCES), st.integers(0, 30), st.just(0)),
+    st.tuples(st.just("long"), st.sampled_from(SOURCES), st.integers(0, 30), st.integers(0, 10**6)),
+)
+
+
+def apply_op(dumps: Path, op: tuple[str, str, int, int], clock: list[int]) -> None:
+    kind, source, n, arg = op
+    folder = dumps / source
+    path = folder / f"{n}.md"
+    clock[0] += 1_000_000_000  # every write gets a distinct mtime, as real writes do
+    if kind in ("add", "edit", "long"):
+        body = "<p>" + ("长" * (HEAD_BYTES * 2) if kind == "long" else f"body {arg}") + "</p>"
+        title = f"{kind} {source} {n} {arg}"
+        path.write_text(dump_text(n % 7, title, epoch_ms=1_750_000_000_000 + arg * 1000, body=body))
+    elif kind == "rename" and path.exists():
+        path.replace(folder / f"{arg}.md")
+        return
+    elif kind == "delete":
+        path.unlink(missing_ok=True)
+        return
+    elif kind == "break":
+        path.write_bytes(b"not a dump\n")
+    elif kind == "touch" and path.exists():
+        pass
+    else:
+        return
+    target = folder / f"{n}.md"
+    os.utime(target, ns=(clock[0], clock[0]))
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(st.lists(st.lists(operation, min_size=1, max_size=6), min_size=1, max_size=4))
+def test_incremental_builds_equal_a_cold_build(
+    tmp_path_factory: pytest.TempPathFactory, batches: list[list[tuple[str, str, int, int]]]
+) -> None:
+    tmp = tmp_path_factory.mktemp("inc")
+    dumps = tmp / "dumps"
+    shutil.copytree(EXAMPLES, dumps)
+    out, state = tmp / "out", tmp / "state"
+    build(dumps, out, SMALL, state=state)
+    clock = [1_700_000_000 * 10**9]
+    for batch in batches:
+        for op in batch:
+            apply_op(dumps, op, clock)
+        build(dumps, out, SMALL, state=state)
+        assert feed_bytes(out) == cold_build(dumps, tmp, config=SMALL)
+
+
+# -- robust state -----------------------------------------------------------------------------
+
+
+def test_deleted_state_means_a_cold_build_with_identical_bytes(tmp_path: Path) -> None:
+    out, state = tmp_path / "out", tmp_path / "state"
+    build(EXAMPLES, out, state=state)
+    before = snapshot(out)
+    shutil.rmtree(state)
+    report = build(EXAMPLES, out, state=state)
+    assert report.parsed == report.scanned > 0
+    assert snapshot(out) == before  # same bytes, and not even rewritten
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncate", "foreign-table", "empty"])
+def test_corrupt_or_foreign_index_is_set_aside_and_rebuilt(
+    tmp_path: Path, damage: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    out, state = tmp_path / "out", tmp_path / "state"
+    build(EXAMPLES, out, state=state)
+    before = feed_bytes(out)
+    db = state / INDEX_NAME
+    for suffix in ("-wal", "-shm"):
+        Path(str(db) + suffix).unlink(missing_ok=True)
+    if damage == "garbage":
+        db.write_bytes(b"this is not a database" * 100)
+    elif damage == "truncate":
+        data = db.read_bytes()
+        db.write_bytes(data[: len(data) // 3])
+    elif damage == "foreign-table":
+        db.unlink()
+        con = sqlite3.connect(db)
+        con.execute("CREATE TABLE something (x)")
+        con.commit()
+        con.close()
+    else:
+        db.write_bytes(b"")
+    report = build(EXAMPLES, out, state=state)
+    assert report.scanned > 0 and report.parsed == report.scanned
+    assert feed_bytes(out) == before
+    if damage in ("garbage", "foreign-table"):
+        assert any("index" in r.getMessage() for r in caplog.records)
+    if damage == "garbage":
+        assert list(state.glob(f"{INDEX_NAME}.corrupt-*"))
+
+
+def test_index_from_another_version_is_rebuilt(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    out, state = tmp_path / "out", tmp_path / "state"
+    build(EXAMPLES, out, state=state)
+    con = sqlite3.connect(state / INDEX_NAME)
+    con.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (str(SCHEMA + 99),))
+    con.commit()
+    con.close()
+    report = build(EXAMPLES, out, state=state)
+    assert report.parsed == report.scanned > 0
+    assert any("another version" in r.getMessage() for r in caplog.records)
+
+
+def test_index_for_another_output_is_rebuilt(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    build(EXAMPLES, tmp_path / "a", state=state)
+    report = build(EXAMPLES, tmp_path / "b", state=state)
+    assert report.parsed == report.scanned > 0
+    assert feed_bytes(tmp_path / "a") == feed_bytes(tmp_path / "b")
+
+
+def test_unchanged_rebuild_reads_no_dump(tmp_path: Path) -> None:
+    out, state = tmp_path / "out", tmp_path / "state"
+    build(EXAMPLES, out, state=state)
+    report = build(EXAMPLES, out, state=state)
+    assert (report.scanned, report.parsed, report.written) == (10, 0, ())
+
+
+def test_concurrent_builds_never_share_the_index(tmp_path: Path) -> None:
+    """Two processes on one output: one builds, the other is refused with exit 2."""
+    dumps = tmp_path / "dumps"
+    shutil.copytree(EXAMPLES, dumps)
+    args = [
+        "build",
+        "--dumps",
+        str(dumps),
+        "--out",
+        str(tmp_path / "out"),
+        "--base-url",
+        BASE_URL,
+        "--state",
+        str(tmp_path / "state"),
+    ]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "feedbridge", *args], stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(4)
+    ]
+    results = [(p.wait(timeout=60), p.stderr.read() if p.stderr else "") for p in procs]
+    for p in procs:
+        if p.stderr:
+            p.stderr.close()
+    codes = sorted(code for code, _ in results)
+    assert codes[0] == 0 and set(codes) <= {0, 2}
+    for code, err in results:
+        if code == 2:
+            assert "in use by pid" in err
+    assert feed_bytes(tmp_path / "out") == cold_build(dumps, tmp_path)
+
+
+def test_body_read_rejection_updates_the_selection(tmp_path: Path) -> None:
+    """A dump whose head is fine but whose body holds a NUL is rejected when its body is read,
+    and the feed is filled from the next dump instead."""
+    dumps = tmp_path / "dumps"
+    (dumps / "s").mkdir(parents=True)
+    for n in range(3):
+        body = "<p>" + "x" * (HEAD_BYTES * 2) + ("\0" if n == 2 else "") + "</p>"
+        (dumps / "s" / f"{n}.md").write_text(
+            dump_text(n, f"t{n}", epoch_ms=1_600_000_000_000 + n * 1000, body=body)
+        )
+    config = Config(limit=2)
+    report = build(dumps, tmp_path / "out", config)
+    atom = (tmp_path / "out" / "s" / "atom.xml").read_text()
+    assert "a/2.html" not in atom and "a/1.html" in atom and "a/0.html" in atom
+    assert [Path(r.path).name for r in report.rejected] == ["2.md"]
+    assert "NUL" in report.rejected[0].reason
+
+
+def test_long_title_line_beyond_the_head_is_read_whole(tmp_path: Path) -> None:
+    dumps = tmp_path / "dumps"
+    (dumps / "s").mkdir(parents=True)
+    title = "很长的标题" * (HEAD_BYTES // 5)
+    (dumps / "s" / "a.md").write_text(
+        dump_text(1, title, epoch_ms=1_600_000_000_000, body="<p>x</p>")
+    )
+    report = build(dumps, tmp_path / "out")
+    assert report.rejected == ()
+    assert title in (tmp_path / "out" / "s" / "atom.xml").read_text()
+
+
+def test_in_memory_index_works(tmp_path: Path) -> None:
+    index = Index(None, root=tmp_path, out=tmp_path)
+    assert index.count() == 0
+    index.close()
+
+
+def test_no_build_imports_what_it_does_not_need(tmp_path: Path) -> None:
+    """A build with nothing to render does not import feedgen, lxml, nh3, feedparser, bs4 or
+    APScheduler."""
+    out, state = tmp_path / "out", tmp_path / "state"
+    build(EXAMPLES, out, state=state)
+    code = (
+        "import sys, runpy\n"
+        f"sys.argv = ['feedbridge', '-q', 'build', '--dumps', {str(EXAMPLES)!r}, '--out', "
+        f"{str(out)!r}, '--base-url', {BASE_URL!r}, '--state', {str(state)!r}]\n"
+        "try:\n    runpy.run_module('feedbridge', run_name='__main__')\n"
+        "except SystemExit as e:\n    assert not e.code, e.code\n"
+        "heavy = {'feedgen', 'lxml', 'nh3', 'feedparser', 'bs4', 'apscheduler', 'watchfiles',"
+        " 'whitenoise', 'waitress'}\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert result.stdout.strip() == "[]"
+
+
+def test_now_is_timezone_aware() -> None:
+    assert NOW.tzinfo is UTC
