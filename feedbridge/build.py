@@ -10,6 +10,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -48,6 +49,18 @@ logger = logging.getLogger(__name__)
 FEED_FILES = ("atom.xml", "rss.xml", "feed.json")
 #: How often a feed's selection is redone when its dumps change under the build's feet.
 _RESELECT = 3
+
+
+@dataclass(frozen=True, slots=True)
+class FeedPlan:
+    """One feed of a build: what it shows now, and whether its files already say so."""
+
+    spec: FeedSpec
+    urls: FeedUrls
+    paths: list[Path]
+    rows: list[Row]
+    current: bool
+    entries: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +107,34 @@ def _signature(paths: Iterable[Path]) -> list[list[object]]:
         except FileNotFoundError:
             sig.append([p.name, None, None])
     return sig
+
+
+#: Below this many bodies to clean, forking workers costs more than it saves.
+PARALLEL_MIN_BODIES = 64
+
+
+def load_content(root: Path, row: Row, max_bytes: int) -> Content | Row | None:
+    """A selected dump's cleaned body; or, when the file changed since the index saw it, its
+    new Row (None if it is gone), for the index to learn."""
+    from feedbridge.content import clean_html
+
+    path = root / row.rel
+    try:
+        st = path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    current = FileStat(row.rel, row.source, st.st_size, st.st_mtime_ns)
+    try:
+        new, dump = read_dump(root, current, max_bytes=max_bytes, head_only=False)
+    except FileNotFoundError:
+        return None
+    if dump is None or replace(new, warnings=()) != replace(row, warnings=()):
+        return new
+    return clean_html(dump.body or "", base_url=row.url or "")
+
+
+def _load_job(job: tuple[Path, Row, int]) -> Content | Row | None:
+    return load_content(*job)
 
 
 class Builder:
@@ -185,27 +226,27 @@ class Builder:
 
     # -- entries ----------------------------------------------------------------------------
 
-    def _entries(self, spec: FeedSpec, now: int) -> tuple[list[Row], list[Entry]]:
-        """Select a feed's dumps and load their cleaned content.
+    def _entries(self, spec: FeedSpec, now: int, rows: list[Row]) -> tuple[list[Row], list[Entry]]:
+        """Load the cleaned content of a feed's selected dumps.
 
         A dump that turns out bad when read whole (a NUL byte deep in its body), or that
         changed since it was scanned, updates the index and the selection is made again.
         """
-        from feedbridge.content import clean_html
-
-        rows: list[Row] = []
         entries: list[Entry] = []
-        for _attempt in range(_RESELECT):
-            rows = select(self.index, spec, now)
-            entries, fresh, stale = [], [], []
+        for attempt in range(_RESELECT):
+            if attempt:
+                rows = select(self.index, spec, now)
+            entries, fresh = [], []
+            stale = False
             for row in rows:
                 content = self.index.content(row)
                 if content is None:
-                    loaded = self._load(row)
-                    if loaded is None:
-                        stale.append(row.rel)
+                    loaded = load_content(self.target.dumps, row, self.target.config.max_bytes)
+                    if not isinstance(loaded, Content):
+                        self._forget_or_update(row, loaded)
+                        stale = True
                         continue
-                    content = clean_html(loaded, base_url=row.url or "")
+                    content = loaded
                     fresh.append((row, content))
                 entries.append(self._entry(row, content))
             if fresh:
@@ -214,22 +255,32 @@ class Builder:
                 break
         return rows, entries
 
-    def _load(self, row: Row) -> str | None:
-        """The body of a selected dump, or None after updating the index when it changed."""
-        st = self._stat(row.rel)
-        cfg = self.target.config
-        if st is None:
+    def _forget_or_update(self, row: Row, new: Row | None) -> None:
+        if new is None:
             self.index.apply([], [row.rel])
-            return None
-        try:
-            new, dump = read_dump(self.target.dumps, st, max_bytes=cfg.max_bytes, head_only=False)
-        except FileNotFoundError:
-            self.index.apply([], [row.rel])
-            return None
-        if dump is None or replace(new, warnings=()) != replace(row, warnings=()):
+        else:
             self.index.apply([new], [])
-            return None
-        return dump.body or ""
+
+    def _prefetch(self, rows: list[Row]) -> None:
+        """Read and clean the bodies of many dumps at once, one process per core."""
+        max_bytes = self.target.config.max_bytes
+        jobs = [(self.target.dumps, row, max_bytes) for row in rows]
+        workers = min(os.cpu_count() or 1, 8)
+        if self.parallel and workers > 1 and len(rows) >= PARALLEL_MIN_BODIES:
+            import multiprocessing
+
+            with multiprocessing.get_context("fork").Pool(workers) as pool:
+                loaded = pool.map(_load_job, jobs, chunksize=max(1, len(jobs) // (workers * 4)))
+        else:
+            loaded = [_load_job(job) for job in jobs]
+        fresh = []
+        for row, outcome in zip(rows, loaded, strict=True):
+            if isinstance(outcome, Content):
+                fresh.append((row, outcome))
+            else:
+                self._forget_or_update(row, outcome)
+        if fresh:
+            self.index.store_content(fresh)
 
     @staticmethod
     def _entry(row: Row, content: Content) -> Entry:
@@ -257,17 +308,26 @@ class Builder:
         now_s = int(now.timestamp())
         state = self.index.feed_state()
         out = self.target.out
+        plans = [self._plan(spec, now_s, state.get(spec.name)) for spec in feeds]
+        todo = {
+            row.rel: row
+            for plan in plans
+            if not plan.current
+            for row in plan.rows
+            if self.index.content(row) is None
+        }
+        if todo:
+            self._prefetch(list(todo.values()))
         results: list[FeedResult] = []
         listing: list[tuple[FeedSpec, FeedUrls, int]] = []
         keep: set[str] = set()
         written: list[str] = []
-        for spec in feeds:
-            urls = feed_urls(spec, self.target.base_url)
-            result, rels = self._build_feed(spec, urls, now_s, state.get(spec.name))
+        for plan in plans:
+            result, rels = self._build_feed(plan, now_s)
             results.append(result)
             written.extend(result.written)
             keep.update(rels)
-            listing.append((spec, urls, result.entries))
+            listing.append((plan.spec, plan.urls, result.entries))
         removed = self._remove_stale(state, {spec.name for spec in feeds})
         title = self.target.config.title
         for name, data in (
@@ -285,22 +345,26 @@ class Builder:
         )  # fmt: skip
         return report
 
-    def _build_feed(
-        self,
-        spec: FeedSpec,
-        urls: FeedUrls,
-        now: int,
-        previous: tuple[str, int, list[list[object]]] | None,
-    ) -> tuple[FeedResult, list[str]]:
-        folder = self.target.out / spec.name
-        paths = [folder / name for name in FEED_FILES]
+    def _plan(
+        self, spec: FeedSpec, now: int, previous: tuple[str, int, list[list[object]]] | None
+    ) -> FeedPlan:
+        urls = feed_urls(spec, self.target.base_url)
+        paths = [self.target.out / spec.name / name for name in FEED_FILES]
         rows = select(self.index, spec, now)
-        fp = fingerprint(spec, urls, rows)
-        if previous and previous[0] == fp and previous[2] == _signature(paths):
-            return FeedResult(spec.name, previous[1]), [r.rel for r in rows]
+        current = bool(
+            previous
+            and previous[0] == fingerprint(spec, urls, rows)
+            and previous[2] == _signature(paths)
+        )
+        return FeedPlan(spec, urls, paths, rows, current, previous[1] if previous else 0)
+
+    def _build_feed(self, plan: FeedPlan, now: int) -> tuple[FeedResult, list[str]]:
+        spec, urls, paths = plan.spec, plan.urls, plan.paths
+        if plan.current:
+            return FeedResult(spec.name, plan.entries), [r.rel for r in plan.rows]
         from feedbridge.render import render_atom, render_json, render_rss
 
-        rows, entries = self._entries(spec, now)
+        rows, entries = self._entries(spec, now, plan.rows)
         fp = fingerprint(spec, urls, rows)
         written = []
         for path, render in zip(paths, (render_atom, render_rss, render_json), strict=True):
