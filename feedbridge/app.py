@@ -12,6 +12,7 @@ from feedbridge.build import Builder, Target
 from feedbridge.config import Config
 from feedbridge.index import Index
 from feedbridge.model import BuildReport
+from feedbridge.progress import Progress, no_progress
 from feedbridge.state import INDEX_NAME, default_state_dir, locked, write_status
 
 
@@ -34,6 +35,8 @@ def open_builder(
     base_url: str,
     state_dir: Path | None,
     parallel: bool = True,
+    progress: Progress = no_progress,
+    fallbacks: bool = False,
 ) -> Iterator[tuple[Builder, Path]]:
     """Lock the output, open its index and yield a Builder; released on exit."""
     state = state_dir or default_state_dir(out)
@@ -41,7 +44,10 @@ def open_builder(
         index = Index(state / INDEX_NAME, root=dumps, out=out)
         target = Target(dumps=dumps, out=out, base_url=base_url, config=config)
         try:
-            yield Builder(target, index, parallel=parallel), state
+            yield (
+                Builder(target, index, parallel=parallel, progress=progress, fallbacks=fallbacks),
+                state,
+            )
         finally:
             index.close()
 
@@ -54,12 +60,19 @@ def run_build(
     base_url: str,
     state_dir: Path | None,
     now: datetime,
+    progress: Progress = no_progress,
+    fallbacks: bool = True,
 ) -> BuildReport:
     """One locked build of one output folder."""
-    with open_builder(config, dumps=dumps, out=out, base_url=base_url, state_dir=state_dir) as (
-        builder,
-        state,
-    ):
+    with open_builder(
+        config,
+        dumps=dumps,
+        out=out,
+        base_url=base_url,
+        state_dir=state_dir,
+        progress=progress,
+        fallbacks=fallbacks,
+    ) as (builder, state):
         out.mkdir(parents=True, exist_ok=True)
         report = builder.build(now=now)
         write_status(state, status_of(report, now))

@@ -42,6 +42,7 @@ from feedbridge.model import (
     FeedUrls,
     Provenance,
 )
+from feedbridge.progress import Progress, no_progress
 from feedbridge.publish import write_if_changed
 
 logger = logging.getLogger(__name__)
@@ -140,9 +141,21 @@ def _load_job(job: tuple[Path, Row, int]) -> Content | Row | None:
 class Builder:
     """Builds one output folder.  Keeps its index open, so a daemon can build again cheaply."""
 
-    def __init__(self, target: Target, index: Index, *, parallel: bool = True) -> None:
+    def __init__(
+        self,
+        target: Target,
+        index: Index,
+        *,
+        parallel: bool = True,
+        progress: Progress = no_progress,
+        fallbacks: bool = False,
+    ) -> None:
         self.target = target
         self.index = index
+        #: Draws progress of long phases (the CLI passes a terminal bar).
+        self.progress = progress
+        #: List dumps dated by a fallback in reports (a query over the whole index).
+        self.fallbacks = fallbacks
         #: Large scans fork worker processes; a daemon (which has threads) says no.
         self.parallel = parallel
         #: Paths that changed while they were being read in the last refresh.
@@ -170,6 +183,7 @@ class Builder:
                 pattern=cfg.pattern,
                 max_bytes=cfg.max_bytes,
                 parallel=self.parallel,
+                progress=self.progress,
             )
             rows: list[DbRow] = [row for r in results for row in r.rows]
             deleted = [rel for r in results for rel in r.deleted]
@@ -266,13 +280,23 @@ class Builder:
         max_bytes = self.target.config.max_bytes
         jobs = [(self.target.dumps, row, max_bytes) for row in rows]
         workers = min(os.cpu_count() or 1, 8)
-        if self.parallel and workers > 1 and len(rows) >= PARALLEL_MIN_BODIES:
-            import multiprocessing
+        loaded: list[Content | Row | None] = []
+        bar = self.progress(len(jobs), "cleaning", "entry")
+        try:
+            if self.parallel and workers > 1 and len(rows) >= PARALLEL_MIN_BODIES:
+                import multiprocessing
 
-            with multiprocessing.get_context("fork").Pool(workers) as pool:
-                loaded = pool.map(_load_job, jobs, chunksize=max(1, len(jobs) // (workers * 4)))
-        else:
-            loaded = [_load_job(job) for job in jobs]
+                chunk = max(1, len(jobs) // (workers * 4))
+                with multiprocessing.get_context("fork").Pool(workers) as pool:
+                    for outcome in pool.imap(_load_job, jobs, chunksize=chunk):
+                        loaded.append(outcome)
+                        bar.update()
+            else:
+                for job in jobs:
+                    loaded.append(_load_job(job))
+                    bar.update()
+        finally:
+            bar.close()
         fresh = []
         for row, outcome in zip(rows, loaded, strict=True):
             if isinstance(outcome, Content):
@@ -415,7 +439,7 @@ class Builder:
             ),
             fallbacks=tuple(
                 Dated(str(root / r.rel), r.published_at, Provenance(r.provenance or "epoch"))
-                for r in self.index.fallbacks()
+                for r in (self.index.fallbacks() if self.fallbacks else ())
             ),
             scanned=scanned,
             parsed=parsed,

@@ -18,6 +18,7 @@ from feedbridge import __version__
 from feedbridge.config import Config, check_base_url, load_config
 from feedbridge.errors import ConfigError, FeedbridgeError, LockedError, PublishError
 from feedbridge.model import BuildReport
+from feedbridge.progress import Progress, no_progress, terminal_progress
 
 EXIT_OK = 0
 EXIT_REJECTED = 1
@@ -79,6 +80,13 @@ def _settings(
     if need_out and base_url is None:
         raise click.UsageError("no base URL: pass --base-url or set 'base_url' in the config")
     return Settings(config, dumps, out, base_url)
+
+
+def _progress(ctx: click.Context) -> Progress:
+    """A bar on stderr for long builds, when it is a terminal and not -q."""
+    if ctx.obj["quiet"] or not sys.stderr.isatty():
+        return no_progress
+    return terminal_progress(sys.stderr)
 
 
 def _print_report(report: BuildReport, *, verbose: bool) -> None:
@@ -168,6 +176,8 @@ def build(
             base_url=s.base_url,
             state_dir=state_dir or s.config.state_dir,
             now=datetime.now(UTC),
+            progress=_progress(ctx),
+            fallbacks=ctx.obj["verbose"] > 0,
         )
     except (ConfigError, LockedError) as e:
         _fail(EXIT_USAGE, str(e))

@@ -28,6 +28,7 @@ from feedbridge import __version__
 from feedbridge.dump import parse_dump
 from feedbridge.errors import DumpError
 from feedbridge.model import Content, Dump, Provenance, Rejection
+from feedbridge.progress import Progress, no_progress
 
 logger = logging.getLogger(__name__)
 
@@ -316,6 +317,7 @@ def scan_all(
     pattern: str,
     max_bytes: int,
     parallel: bool,
+    progress: Progress = no_progress,
 ) -> list[ScanResult]:
     """Scan every source folder against the index; with ``parallel``, a large scan uses one
     process per core, each loading what the index knows of its sources itself."""
@@ -326,17 +328,24 @@ def scan_all(
     ]
     workers = min(os.cpu_count() or 1, len(sources))
     expected = sum(counts.get(s, 0) for s in sources) or _listed_files(root, sources)
-    if parallel and index.path and workers > 1 and expected >= PARALLEL_MIN_FILES:
-        import multiprocessing
+    bar = progress(expected or None, "scanning", "file")
+    try:
+        if parallel and index.path and workers > 1 and expected >= PARALLEL_MIN_FILES:
+            import multiprocessing
 
-        db_path = str(index.path)
-        jobs: list[ScanJob] = [(root, s, pattern, max_bytes, db_path) for s in sources]
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
-            results += pool.map(_scan_job, jobs, chunksize=1)
-    else:
-        results += [
-            _scan_job((root, s, pattern, max_bytes, _known_rows(index.db, s))) for s in sources
-        ]
+            db_path = str(index.path)
+            jobs: list[ScanJob] = [(root, s, pattern, max_bytes, db_path) for s in sources]
+            with multiprocessing.get_context("fork").Pool(workers) as pool:
+                for result in pool.imap_unordered(_scan_job, jobs):
+                    results.append(result)
+                    bar.update(result.seen)
+        else:
+            for s in sources:
+                result = _scan_job((root, s, pattern, max_bytes, _known_rows(index.db, s)))
+                results.append(result)
+                bar.update(result.seen)
+    finally:
+        bar.close()
     return results
 
 
