@@ -6,11 +6,13 @@ configuration or lock errors; 3 the output could not be written.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -44,7 +46,7 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
     root.propagate = False
 
 
-def _fail(code: int, message: str) -> None:
+def _fail(code: int, message: str) -> NoReturn:
     click.echo(f"feedbridge: error: {message}", err=True)
     sys.exit(code)
 
@@ -102,31 +104,46 @@ def _print_report(report: BuildReport, *, verbose: bool) -> None:
             click.echo(f"fallback: {d.path}: time from {d.provenance.value}", err=True)
 
 
+dumps_option = click.option(
+    "--dumps",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Root folder of the dumps; each subfolder is a source.",
+)
+out_option = click.option(
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Output folder for the feeds (served as is by any web server).",
+)
+config_option = click.option(
+    "--config",
+    "config_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="TOML configuration file (see README).",
+)
+state_option = click.option(
+    "--state",
+    "state_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="State folder (index, lock, status); default under $XDG_CACHE_HOME.",
+)
 common_options = [
-    click.option(
-        "--dumps",
-        type=click.Path(path_type=Path, file_okay=False),
-        help="Root folder of the dumps; each subfolder is a source.",
-    ),
-    click.option(
-        "--out",
-        type=click.Path(path_type=Path, file_okay=False),
-        help="Output folder for the feeds (served as is by any web server).",
-    ),
+    dumps_option,
+    out_option,
     click.option("--base-url", help="Public URL of the output folder, for self links and ids."),
-    click.option(
-        "--config",
-        "config_file",
-        type=click.Path(path_type=Path, dir_okay=False),
-        help="TOML configuration file (see README).",
-    ),
-    click.option(
-        "--state",
-        "state_dir",
-        type=click.Path(path_type=Path, file_okay=False),
-        help="State folder (index, lock, status); default under $XDG_CACHE_HOME.",
-    ),
+    config_option,
+    state_option,
 ]
+
+
+@contextlib.contextmanager
+def exit_codes() -> Iterator[None]:
+    """Turn the errors a command expects into a one-line message and its exit code."""
+    try:
+        yield
+    except (ConfigError, LockedError) as e:
+        _fail(EXIT_USAGE, str(e))
+    except PublishError as e:
+        _fail(EXIT_PUBLISH, str(e))
 
 
 def with_common(f: Any) -> Any:
@@ -166,7 +183,7 @@ def build(
     """
     from feedbridge.app import run_build
 
-    try:
+    with exit_codes():
         s = _settings(config_file, dumps, out, base_url)
         assert s.out is not None and s.base_url is not None
         report = run_build(
@@ -179,12 +196,6 @@ def build(
             progress=_progress(ctx),
             fallbacks=ctx.obj["verbose"] > 0,
         )
-    except (ConfigError, LockedError) as e:
-        _fail(EXIT_USAGE, str(e))
-        return
-    except PublishError as e:
-        _fail(EXIT_PUBLISH, str(e))
-        return
     _print_report(report, verbose=ctx.obj["verbose"] > 0)
     if not ctx.obj["quiet"]:
         click.echo(
@@ -198,17 +209,8 @@ def build(
 
 
 @cli.command()
-@click.option(
-    "--dumps",
-    type=click.Path(path_type=Path, file_okay=False),
-    help="Root folder of the dumps; each subfolder is a source.",
-)
-@click.option(
-    "--config",
-    "config_file",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="TOML configuration file (see README).",
-)
+@dumps_option
+@config_option
 @click.pass_context
 def check(ctx: click.Context, dumps: Path | None, config_file: Path | None) -> None:
     """Lint every dump without writing anything.
@@ -222,7 +224,6 @@ def check(ctx: click.Context, dumps: Path | None, config_file: Path | None) -> N
         s = _settings(config_file, dumps, None, None, need_out=False)
     except ConfigError as e:
         _fail(EXIT_USAGE, str(e))
-        return
     rejected, warnings, count = check_tree(s.dumps, s.config)
     for path, line, reason in rejected:
         click.echo(f"rejected: {path}:{line}: {reason}")
@@ -275,7 +276,7 @@ def run(
 
     if not ctx.obj["quiet"] and ctx.obj["verbose"] == 0:
         logging.getLogger("feedbridge").setLevel(logging.INFO)
-    try:
+    with exit_codes():
         s = _settings(config_file, dumps, out, base_url)
         assert s.out is not None and s.base_url is not None
         listen = serve or s.config.serve
@@ -293,33 +294,13 @@ def run(
             serve=parse_listen(listen) if listen else None,
         )
         code = daemon.run()
-    except (ConfigError, LockedError) as e:
-        _fail(EXIT_USAGE, str(e))
-        return
-    except PublishError as e:
-        _fail(EXIT_PUBLISH, str(e))
-        return
     sys.exit(code)
 
 
 @cli.command()
-@click.option(
-    "--out",
-    type=click.Path(path_type=Path, file_okay=False),
-    help="Output folder whose state to show.",
-)
-@click.option(
-    "--config",
-    "config_file",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="TOML configuration file (for 'out' and 'state_dir').",
-)
-@click.option(
-    "--state",
-    "state_dir",
-    type=click.Path(path_type=Path, file_okay=False),
-    help="State folder, if not the default for OUT.",
-)
+@out_option
+@config_option
+@state_option
 def status(out: Path | None, config_file: Path | None, state_dir: Path | None) -> None:
     """Show the last build: its time, entries per feed, rejected and future dumps."""
     from feedbridge.state import default_state_dir, read_status
@@ -328,7 +309,6 @@ def status(out: Path | None, config_file: Path | None, state_dir: Path | None) -
         config = load_config(config_file) if config_file else Config()
     except ConfigError as e:
         _fail(EXIT_USAGE, str(e))
-        return
     out = out.resolve() if out else config.out
     if out is None:
         raise click.UsageError("no output folder: pass --out or set 'out' in the config")
@@ -336,7 +316,6 @@ def status(out: Path | None, config_file: Path | None, state_dir: Path | None) -
     info = read_status(state)
     if info is None:
         _fail(EXIT_USAGE, f"no build recorded for {out} (state folder {state})")
-        return
     click.echo(f"last build: {info.get('last_build')}")
     if info.get("pid"):
         click.echo(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import os
 import signal
 import socket
@@ -11,8 +12,16 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from .conftest import BASE_URL
+from .helpers import target_args
 
+#: What every server of OUT must answer (the embedded one and nginx with the shipped block).
+CONTENT_TYPES = [
+    ("/voa/atom.xml", "application/atom+xml; charset=utf-8"),
+    ("/voa/rss.xml", "application/rss+xml; charset=utf-8"),
+    ("/voa/feed.json", "application/feed+json; charset=utf-8"),
+    ("/feeds.opml", "text/x-opml; charset=utf-8"),
+    ("/", "text/html; charset=utf-8"),
+]
 #: Generous deadlines: these tests check behaviour; latency is measured in benchmarks/.
 DEADLINE = 10.0
 
@@ -33,6 +42,24 @@ def free_port() -> int:
         return port
 
 
+def http_request(
+    port: int, method: str, path: str, headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], bytes]:
+    """One raw request to 127.0.0.1 (the path is sent as written); (0, {}, b"") if refused."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.putrequest(method, path, skip_accept_encoding=True)
+        for key, value in (headers or {}).items():
+            conn.putheader(key, value)
+        conn.endheaders()
+        resp = conn.getresponse()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
+    except OSError:
+        return 0, {}, b""
+    finally:
+        conn.close()
+
+
 def feedbridge_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "feedbridge", *args]
 
@@ -50,18 +77,7 @@ class RunningDaemon:
         self.log = state.parent / f"daemon-{id(self)}.log"
         self._log_file = self.log.open("w")
         self.proc = subprocess.Popen(
-            feedbridge_cmd(
-                "run",
-                "--dumps",
-                str(dumps),
-                "--out",
-                str(out),
-                "--base-url",
-                BASE_URL,
-                "--state",
-                str(state),
-                *extra,
-            ),
+            feedbridge_cmd("run", *target_args(dumps, out, state), *extra),
             stdout=self._log_file,
             stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},

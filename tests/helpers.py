@@ -34,6 +34,12 @@ def make_corpus(root: Path) -> Path:
     return root
 
 
+def target_args(dumps: Path, out: Path, state: Path | None = None) -> list[str]:
+    """The command-line options naming what to build and where."""
+    args = ["--dumps", str(dumps), "--out", str(out), "--base-url", BASE_URL]
+    return [*args, "--state", str(state)] if state else args
+
+
 def build(
     dumps: Path,
     out: Path,

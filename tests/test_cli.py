@@ -13,7 +13,7 @@ from feedbridge.cli import cli
 from feedbridge.config import FEED_KEYS, TOP_KEYS
 
 from .conftest import BASE_URL, EDGE, EXAMPLES, REPO
-from .helpers import make_corpus
+from .helpers import make_corpus, target_args
 
 
 def run(*args: str) -> tuple[int, str, str]:
@@ -27,9 +27,7 @@ def dumps(tmp_path: Path) -> Path:
 
 
 def test_build_exits_0_with_rejections_reported_once(dumps: Path, tmp_path: Path) -> None:
-    code, _, err = run(
-        "build", "--dumps", str(dumps), "--out", str(tmp_path / "out"), "--base-url", BASE_URL
-    )
+    code, _, err = run("build", *target_args(dumps, tmp_path / "out"))
     assert code == 0
     rejected = [line for line in err.splitlines() if line.startswith("rejected: ")]
     assert len(rejected) == 6 == len(set(rejected))
@@ -39,31 +37,13 @@ def test_build_exits_0_with_rejections_reported_once(dumps: Path, tmp_path: Path
 
 
 def test_build_strict_exits_1(dumps: Path, tmp_path: Path) -> None:
-    code, _, _ = run(
-        "build",
-        "--dumps",
-        str(dumps),
-        "--out",
-        str(tmp_path / "out"),
-        "--base-url",
-        BASE_URL,
-        "--strict",
-    )
+    code, _, _ = run("build", *target_args(dumps, tmp_path / "out"), "--strict")
     assert code == 1
     assert (tmp_path / "out" / "voa" / "atom.xml").is_file()
 
 
 def test_build_strict_exits_0_when_all_dumps_are_good(tmp_path: Path) -> None:
-    code, _, _ = run(
-        "build",
-        "--dumps",
-        str(EXAMPLES),
-        "--out",
-        str(tmp_path / "out"),
-        "--base-url",
-        BASE_URL,
-        "--strict",
-    )
+    code, _, _ = run("build", *target_args(EXAMPLES, tmp_path / "out"), "--strict")
     assert code == 0
 
 
@@ -109,17 +89,7 @@ def test_build_usage_errors_exit_2(
 def test_invalid_config_is_one_line_exit_2(tmp_path: Path, dumps: Path) -> None:
     config = tmp_path / "bad.toml"
     config.write_text('limit = "many"\n')
-    code, _, err = run(
-        "build",
-        "--config",
-        str(config),
-        "--dumps",
-        str(dumps),
-        "--out",
-        str(tmp_path / "o"),
-        "--base-url",
-        BASE_URL,
-    )
+    code, _, err = run("build", "--config", str(config), *target_args(dumps, tmp_path / "o"))
     assert code == 2
     assert err.strip() == f"feedbridge: error: {config.resolve()}: limit must be a int, not str"
 
@@ -209,7 +179,5 @@ def test_readme_exit_codes_match_the_cli() -> None:
 def test_edge_folder_alone_builds(tmp_path: Path) -> None:
     root = tmp_path / "root"
     shutil.copytree(EDGE, root / "edge")
-    code, _, _ = run(
-        "build", "--dumps", str(root), "--out", str(tmp_path / "out"), "--base-url", BASE_URL
-    )
+    code, _, _ = run("build", *target_args(root, tmp_path / "out"))
     assert code == 0

@@ -16,6 +16,7 @@ import pytest
 
 from .conftest import BASE_URL, EXAMPLES
 from .daemon_helpers import DEADLINE, RunningDaemon, feedbridge_cmd, free_port, read, wait_for
+from .helpers import target_args
 
 pytestmark = pytest.mark.slow
 
@@ -169,16 +170,7 @@ def test_sighup_reloads_a_good_config_and_keeps_the_old_one_on_a_bad(
 
 
 def test_second_instance_exits_2_naming_the_pid(daemon: RunningDaemon) -> None:
-    args = [
-        "--dumps",
-        str(daemon.dumps),
-        "--out",
-        str(daemon.out),
-        "--base-url",
-        BASE_URL,
-        "--state",
-        str(daemon.state),
-    ]
+    args = target_args(daemon.dumps, daemon.out, daemon.state)
     for command in ("run", "build"):
         second = subprocess.run(
             feedbridge_cmd(command, *args),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import http.client
 import os
 import re
 import shutil
@@ -17,7 +16,7 @@ import pytest
 from feedbridge.config import parse_config
 
 from .conftest import EXAMPLES, REPO
-from .daemon_helpers import free_port, wait_for
+from .daemon_helpers import CONTENT_TYPES, free_port, http_request, wait_for
 from .helpers import build
 
 pytestmark = pytest.mark.slow
@@ -84,26 +83,12 @@ http {{
 def _get(
     port: int, path: str, headers: dict[str, str] | None = None
 ) -> tuple[int, dict[str, str], bytes]:
-    try:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-        conn.request("GET", path, headers=headers or {})
-        resp = conn.getresponse()
-        result = resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
-        conn.close()
-        return result
-    except OSError:
-        return 0, {}, b""
+    return http_request(port, "GET", path, headers)
 
 
 @pytest.mark.parametrize(
     ("path", "content_type"),
-    [
-        ("/voa/atom.xml", "application/atom+xml; charset=utf-8"),
-        ("/voa/rss.xml", "application/rss+xml; charset=utf-8"),
-        ("/voa/feed.json", "application/feed+json; charset=utf-8"),
-        ("/feeds.opml", "text/x-opml; charset=utf-8"),
-        ("/", "text/html; charset=utf-8"),
-    ],
+    CONTENT_TYPES,
 )
 def test_nginx_content_types(nginx: tuple[int, Path], path: str, content_type: str) -> None:
     port, out = nginx

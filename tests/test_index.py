@@ -19,7 +19,7 @@ from feedbridge.index import HEAD_BYTES, SCHEMA, Index
 from feedbridge.state import INDEX_NAME
 
 from .conftest import BASE_URL, EXAMPLES, NOW
-from .helpers import build, snapshot
+from .helpers import build, snapshot, target_args
 
 SOURCES = ("voa", "nyt", "rfi")
 
@@ -184,17 +184,7 @@ def test_concurrent_builds_never_share_the_index(tmp_path: Path) -> None:
     """Two processes on one output: one builds, the other is refused with exit 2."""
     dumps = tmp_path / "dumps"
     shutil.copytree(EXAMPLES, dumps)
-    args = [
-        "build",
-        "--dumps",
-        str(dumps),
-        "--out",
-        str(tmp_path / "out"),
-        "--base-url",
-        BASE_URL,
-        "--state",
-        str(tmp_path / "state"),
-    ]
+    args = ["build", *target_args(dumps, tmp_path / "out", tmp_path / "state")]
     procs = [
         subprocess.Popen(
             [sys.executable, "-m", "feedbridge", *args], stderr=subprocess.PIPE, text=True

@@ -13,7 +13,7 @@ from feedbridge import cli as cli_module
 from feedbridge.progress import no_progress, terminal_progress
 
 from .conftest import BASE_URL, EXAMPLES
-from .helpers import build
+from .helpers import build, target_args
 
 
 class FakeTerminal(io.StringIO):
@@ -83,7 +83,7 @@ def test_no_bar_in_captured_output(tmp_path: Path) -> None:
 
     result = CliRunner().invoke(
         cli_module.cli,
-        ["build", "--dumps", str(EXAMPLES), "--out", str(tmp_path / "o"), "--base-url", BASE_URL],
+        ["build", *target_args(EXAMPLES, tmp_path / "o")],
     )
     assert result.exit_code == 0
     assert "scanning" not in result.stderr and "\r" not in result.stderr

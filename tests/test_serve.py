@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import http.client
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +13,7 @@ from feedbridge.errors import ConfigError
 from feedbridge.serve import Server, parse_listen
 
 from .conftest import EXAMPLES
+from .daemon_helpers import CONTENT_TYPES, http_request
 from .helpers import build
 
 
@@ -31,27 +31,13 @@ def served(tmp_path: Path) -> Iterator[tuple[Server, Path]]:
 def request(
     server: Server, method: str, path: str, headers: dict[str, str] | None = None
 ) -> tuple[int, dict[str, str], bytes]:
-    conn = http.client.HTTPConnection(server.host, server.port, timeout=5)
-    try:
-        conn.putrequest(method, path, skip_accept_encoding=True)
-        for k, v in (headers or {}).items():
-            conn.putheader(k, v)
-        conn.endheaders()
-        resp = conn.getresponse()
-        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
-    finally:
-        conn.close()
+    assert server.host == "127.0.0.1"
+    return http_request(server.port, method, path, headers)
 
 
 @pytest.mark.parametrize(
     ("path", "content_type"),
-    [
-        ("/voa/atom.xml", "application/atom+xml; charset=utf-8"),
-        ("/voa/rss.xml", "application/rss+xml; charset=utf-8"),
-        ("/voa/feed.json", "application/feed+json; charset=utf-8"),
-        ("/feeds.opml", "text/x-opml; charset=utf-8"),
-        ("/", "text/html; charset=utf-8"),
-    ],
+    CONTENT_TYPES,
 )
 def test_content_types(served: tuple[Server, Path], path: str, content_type: str) -> None:
     server, out = served
