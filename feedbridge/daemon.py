@@ -80,7 +80,8 @@ class Daemon:
         #: Held while a job runs; shutdown takes it to let the build in progress finish.
         self._busy = threading.Lock()
         self._watch_stop = threading.Event()
-        self._pending: set[str] = set()
+        #: Changed paths waiting to be read, with the (monotonic) time of their last event.
+        self._pending: dict[str, float] = {}
         self._full = False
         self._pending_lock = threading.Lock()
         self._reported: set[str] = set()
@@ -203,8 +204,9 @@ class Daemon:
         paths, full = changes
         if not paths and not full:
             return
+        now = time.monotonic()
         with self._pending_lock:
-            self._pending |= paths
+            self._pending.update(dict.fromkeys(paths, now))
             self._full = self._full or full
         self._schedule("changes", self._job_changes, self.clock())
 
@@ -224,28 +226,22 @@ class Daemon:
         )
 
     def _settled(self) -> tuple[set[str] | None, float | None]:
-        """Take the pending paths that have been still for SETTLE seconds.
+        """Take the pending paths that had no event for SETTLE seconds.
 
-        Returns (paths to build, or None for a full rescan; seconds until the rest settle).
+        Settling goes by our own clock, not by file mtimes, which a copy or a skewed clock can
+        put anywhere.  Returns (paths to build, or None for a full rescan; seconds until the
+        next of the rest settles).
         """
-        now = time.time()
+        now = time.monotonic()
         with self._pending_lock:
             if self._full:
                 self._full = False
                 self._pending.clear()
                 return None, None
-            ready: set[str] = set()
-            wait: float | None = None
-            for rel in self._pending:
-                try:
-                    age = now - (self.overrides.dumps / rel).stat().st_mtime
-                except OSError:
-                    age = SETTLE  # gone: nothing to wait for
-                if age >= SETTLE:
-                    ready.add(rel)
-                else:
-                    wait = min(wait if wait is not None else SETTLE, SETTLE - age)
-            self._pending -= ready
+            ready = {rel for rel, seen in self._pending.items() if now - seen >= SETTLE}
+            for rel in ready:
+                del self._pending[rel]
+            wait = min((SETTLE - (now - seen) for seen in self._pending.values()), default=None)
             return ready, wait
 
     # -- jobs (all in the one worker thread) ------------------------------------------------
@@ -276,8 +272,9 @@ class Daemon:
             self._build(paths)
         builder = self._builder
         if builder is not None and builder.unsettled:
+            now = time.monotonic()
             with self._pending_lock:
-                self._pending |= builder.unsettled
+                self._pending.update(dict.fromkeys(builder.unsettled, now))
             wait = SETTLE if wait is None else min(wait, SETTLE)
         with self._pending_lock:
             more = bool(self._pending) or self._full

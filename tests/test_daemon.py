@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -107,6 +108,19 @@ def test_slow_partial_write_never_publishes_a_partial_entry(daemon: RunningDaemo
         sampler.join()
     assert seen
     assert all("PART-TWO" in text for text in seen)
+
+
+@pytest.mark.parametrize("skew", [-86400 * 365, 3600])
+def test_file_mtime_does_not_delay_publication(daemon: RunningDaemon, skew: int) -> None:
+    """A copy that keeps an old mtime, or a clock that puts it in the future, is still read as
+    soon as the writes stop."""
+    path = daemon.dumps / "voa" / f"skew{skew}.md"
+    path.write_text(dump(f"https://www.voachinese.com/a/skew{skew}.html", f"Skewed {skew}"))
+    when = time.time() + skew
+    os.utime(path, (when, when))
+    started = time.monotonic()
+    wait_for(lambda: f"Skewed {skew}" in daemon.feed("voa"), what="the skewed dump")
+    assert time.monotonic() - started < 5
 
 
 def test_future_dump_is_published_when_its_time_comes(daemon: RunningDaemon) -> None:
