@@ -194,7 +194,14 @@ class Builder:
             if row[9] != "[]":
                 for warning in json.loads(row[9]):
                     logger.warning("%s", warning)
+        started = time.perf_counter()
         self.index.apply(rows, deleted)
+        logger.debug(
+            "index: %d rows stored, %d forgotten in %.0f ms",
+            len(rows),
+            len(deleted),
+            (time.perf_counter() - started) * 1000,
+        )
         return seen, len(rows)
 
     def _refresh_paths(
