@@ -36,7 +36,7 @@ logger = logging.getLogger(__name__)
 HEAD_BYTES = 2048
 #: Bump when the tables change; the index version also includes feedbridge's version, since
 #: cached content depends on the cleaning code.
-SCHEMA = 2
+SCHEMA = 3
 _IGNORED_SUFFIXES = (".swp", ".tmp", ".part", "~")
 
 
@@ -226,7 +226,7 @@ def db_row(r: Row) -> DbRow:
         r.title,
         r.published,
         r.provenance,
-        json.dumps(list(r.warnings), ensure_ascii=False),
+        json.dumps(list(r.warnings), ensure_ascii=False) if r.warnings else "[]",
         r.line,
         r.reason,
     )
@@ -436,6 +436,7 @@ class Index:
             CREATE INDEX IF NOT EXISTS dumps_newest ON dumps (source, published DESC, rel DESC)
                 WHERE reason IS NULL;
             CREATE INDEX IF NOT EXISTS dumps_time ON dumps (published) WHERE reason IS NULL;
+            CREATE INDEX IF NOT EXISTS dumps_source ON dumps (source);
             CREATE INDEX IF NOT EXISTS dumps_rejected ON dumps (rel) WHERE reason IS NOT NULL;
             CREATE INDEX IF NOT EXISTS dumps_fallback ON dumps (rel)
                 WHERE reason IS NULL AND provenance != 'epoch';
