@@ -44,10 +44,6 @@ class Config:
     feeds: tuple[FeedSpec, ...] = ()
     source: Path | None = None
 
-    def with_overrides(self, **changes: Any) -> Config:
-        """A copy with the non-None command-line settings applied."""
-        return replace(self, **{k: v for k, v in changes.items() if v is not None})
-
 
 def _fail(path: Path | None, message: str) -> ConfigError:
     where = f"{path}: " if path else ""

@@ -93,9 +93,6 @@ class Daemon:
     # -- lifecycle --------------------------------------------------------------------------
 
     def run(self) -> int:
-        from apscheduler.executors.pool import ThreadPoolExecutor
-        from apscheduler.schedulers.background import BackgroundScheduler
-
         o = self.overrides
         with open_builder(
             self.config,
@@ -106,49 +103,54 @@ class Daemon:
             parallel=False,
         ) as (builder, state):
             self._builder, self._state = builder, state
-            o.out.mkdir(parents=True, exist_ok=True)
-            server = self._start_server()
-            self._scheduler = BackgroundScheduler(
-                executors={"default": ThreadPoolExecutor(max_workers=1)},
-                job_defaults={"coalesce": True, "max_instances": 1},
-                timezone=UTC,
-            )
-            from apscheduler.events import EVENT_JOB_ERROR
-
-            self._scheduler.add_listener(self._job_failed, EVENT_JOB_ERROR)
-            self._scheduler.add_job(
-                self._job_rescan,
-                "interval",
-                seconds=self.interval,
-                id="rescan",
-                next_run_time=self.clock(),
-                misfire_grace_time=max(1, int(self.interval)),
-            )
-            watcher = threading.Thread(target=self._watch, name="feedbridge-watch", daemon=True)
-            previous = self._install_signals()
+            previous = self._install_signals()  # from here on, SIGTERM means a clean stop
             try:
-                self._scheduler.start()
-                watcher.start()
-                logger.info("watching %s, writing %s (pid %d)", o.dumps, o.out, _pid())
-                while not self._stop.wait(0.2):
-                    pass
-                logger.info("stopping")
+                self._serve_until_stopped(o)
             finally:
-                self._watch_stop.set()
-                if self._scheduler.running:
-                    # Not shutdown(wait=True): it holds the scheduler's job store lock while it
-                    # waits, and a running job that schedules the next one would deadlock.
-                    self._scheduler.shutdown(wait=False)
-                with self._busy:  # the build in progress, if any, finishes
-                    pass
-                if server is not None:
-                    server.close()
-                watcher.join(timeout=JOIN_TIMEOUT)
                 _restore_signals(previous)
         return 0
 
-    def stop(self) -> None:
-        self._stop.set()
+    def _serve_until_stopped(self, o: Overrides) -> None:
+        from apscheduler.events import EVENT_JOB_ERROR
+        from apscheduler.executors.pool import ThreadPoolExecutor
+        from apscheduler.schedulers.background import BackgroundScheduler
+
+        o.out.mkdir(parents=True, exist_ok=True)
+        server = self._start_server()
+        self._scheduler = BackgroundScheduler(
+            executors={"default": ThreadPoolExecutor(max_workers=1)},
+            job_defaults={"coalesce": True, "max_instances": 1},
+            timezone=UTC,
+        )
+        self._scheduler.add_listener(self._job_failed, EVENT_JOB_ERROR)
+        self._scheduler.add_job(
+            self._job_rescan,
+            "interval",
+            seconds=self.interval,
+            id="rescan",
+            next_run_time=self.clock(),
+            misfire_grace_time=max(1, int(self.interval)),
+        )
+        watcher = threading.Thread(target=self._watch, name="feedbridge-watch", daemon=True)
+        try:
+            self._scheduler.start()
+            watcher.start()
+            logger.info("watching %s, writing %s (pid %d)", o.dumps, o.out, _pid())
+            while not self._stop.wait(0.2):
+                pass
+            logger.info("stopping")
+        finally:
+            self._watch_stop.set()
+            if self._scheduler.running:
+                # Not shutdown(wait=True): it holds the scheduler's job store lock while it
+                # waits, and a running job that schedules the next one would deadlock.
+                self._scheduler.shutdown(wait=False)
+            with self._busy:  # the build in progress, if any, finishes
+                pass
+            if server is not None:
+                server.close()
+            if watcher.is_alive():
+                watcher.join(timeout=JOIN_TIMEOUT)
 
     def _start_server(self) -> Any:
         if self.serve is None:

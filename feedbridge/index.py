@@ -472,12 +472,6 @@ class Index:
 
     # -- dumps ------------------------------------------------------------------------------
 
-    def known(self) -> dict[str, tuple[int, int]]:
-        return {
-            rel: (size, mt)
-            for rel, size, mt in self.db.execute("SELECT rel, size, mtime_ns FROM dumps")
-        }
-
     def source_counts(self) -> dict[str, int]:
         sql = "SELECT source, count(*) FROM dumps GROUP BY source"
         counts: dict[str, int] = dict(self.db.execute(sql).fetchall())
@@ -507,20 +501,7 @@ class Index:
 
     def _rows(self, sql: str, params: Iterable[object] = ()) -> Iterator[Row]:
         for r in self.db.execute(sql, tuple(params)):
-            yield Row(
-                r[0],
-                r[1],
-                r[2],
-                r[3],
-                r[4],
-                r[5],
-                r[6],
-                r[7],
-                r[8],
-                tuple(json.loads(r[9])),
-                r[10],
-                r[11],
-            )
+            yield from_db(r)
 
     def newest(self, sources: Iterable[str], now: int) -> Iterator[Row]:
         """Accepted dumps of these sources, newest first (then by path), none after ``now``."""

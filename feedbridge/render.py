@@ -15,9 +15,9 @@ from typing import Any
 from feedgen.feed import FeedGenerator
 
 from feedbridge import __version__
+from feedbridge.listing import GENERATOR
 from feedbridge.model import Entry, FeedSpec, FeedUrls
 
-GENERATOR = "feedbridge"
 #: ``updated`` of a feed without entries: a fixed instant keeps empty feeds byte-stable.
 EMPTY_FEED_TIME = datetime(1970, 1, 1, tzinfo=UTC)
 JSONFEED_VERSION = "https://jsonfeed.org/version/1.1"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from feedbridge.config import Config, feed_urls, load_config, parse_config, resolve_feeds
+from feedbridge.config import feed_urls, load_config, parse_config, resolve_feeds
 from feedbridge.errors import ConfigError
 from feedbridge.model import FeedSpec
 
@@ -76,11 +76,6 @@ def test_auto_feeds_and_declared_feeds() -> None:
     ]
     off = parse_config({"auto_feeds": False, "feeds": {"x": {"sources": ["nothing-*"]}}})
     assert [(f.name, f.sources) for f in resolve_feeds(off, ["voa"])] == [("x", ())]
-
-
-def test_overrides_skip_none() -> None:
-    config = Config(title="t").with_overrides(title=None, limit=7)
-    assert (config.title, config.limit) == ("t", 7)
 
 
 def test_feed_urls_are_absolute_and_quoted() -> None:
