@@ -304,6 +304,11 @@ class Daemon:
                 "SIGHUP: %s has no base_url; keeping the running configuration", self.config_file
             )
             return
+        for key in ("dumps", "out", "state_dir"):
+            if getattr(config, key) != getattr(self.config, key):
+                logger.warning(
+                    "SIGHUP: %s changed in %s; restart the daemon to use it", key, self.config_file
+                )
         self.config = config
         self.base_url = base_url
         builder.target = replace(builder.target, config=config, base_url=base_url)
