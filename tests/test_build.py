@@ -345,3 +345,18 @@ def test_rss_dates_have_the_right_weekday(built: tuple[Path, Path], source: str)
     for text in rss.xpath("//pubDate/text() | //lastBuildDate/text()"):
         when = parsedate_to_datetime(text)
         assert text == when.strftime("%a, %d %b %Y %H:%M:%S +0000")
+
+
+def test_a_source_without_valid_dumps_still_gets_a_valid_feed(tmp_path: Path) -> None:
+    dumps = tmp_path / "dumps"
+    (dumps / "empty").mkdir(parents=True)
+    (dumps / "empty" / "bad.md").write_text("not a dump\n")
+    out = tmp_path / "out"
+    build(dumps, out)
+    atom = out / "empty" / "atom.xml"
+    assert _jing("-c", str(SPEC / "atom.rnc"), str(atom)).returncode == 0
+    assert _jing(str(SPEC / "atom-rules.sch"), str(atom)).returncode == 0
+    for fmt in ("atom.xml", "rss.xml"):
+        parsed = feedparser.parse((out / "empty" / fmt).read_bytes())
+        assert not parsed.bozo and parsed.entries == []
+    assert json.loads((out / "empty" / "feed.json").read_text())["items"] == []
