@@ -188,12 +188,14 @@ class Builder:
             rows: list[DbRow] = [row for r in results for row in r.rows]
             deleted = [rel for r in results for rel in r.deleted]
             seen = sum(r.seen for r in results)
+            parsed = sum(r.parsed for r in results)
+            warnings = [w for r in results for w in r.warnings]
         else:
             rows, deleted, seen = self._refresh_paths(set(sources), paths)
-        for row in rows:
-            if row[9] != "[]":
-                for warning in json.loads(row[9]):
-                    logger.warning("%s", warning)
+            parsed = len(rows)
+            warnings = [w for row in rows if row[9] != "[]" for w in json.loads(row[9])]
+        for warning in warnings:
+            logger.warning("%s", warning)
         started = time.perf_counter()
         self.index.apply(rows, deleted)
         logger.debug(
@@ -202,7 +204,7 @@ class Builder:
             len(deleted),
             (time.perf_counter() - started) * 1000,
         )
-        return seen, len(rows)
+        return seen, parsed
 
     def _refresh_paths(
         self, wanted: set[str], paths: Iterable[str]

@@ -18,11 +18,10 @@ import re
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from stat import S_ISREG
-from urllib.parse import quote
 
 from feedbridge import __version__
 from feedbridge.dump import parse_dump
@@ -240,10 +239,16 @@ def from_db(r: DbRow) -> Row:
 
 @dataclass(frozen=True, slots=True)
 class ScanResult:
+    """One source folder scanned.  ``rows`` and ``deleted`` are what the caller still has to
+    store; a worker process stores its own and reports only how many it ``parsed`` and the
+    ``warnings`` to log."""
+
     source: str
     seen: int
     rows: list[DbRow]
     deleted: list[str]
+    parsed: int = 0
+    warnings: tuple[str, ...] = ()
 
 
 Known = dict[str, tuple[int, int]]
@@ -293,15 +298,53 @@ ScanJob = tuple[Path, str, str, int, "Known | str"]
 
 def _scan_job(job: ScanJob) -> ScanResult:
     root, source, pattern, max_bytes, known = job
-    if isinstance(known, str):
-        # In a worker process: read what the index knows of this source over a connection of
-        # its own (the parent's must not be used after fork), read-only.
-        db = sqlite3.connect(f"file:{quote(known)}?mode=ro", uri=True, timeout=30)
-        try:
-            known = _known_rows(db, source)
-        finally:
-            db.close()
-    return scan_changes(root, source, pattern, max_bytes, known)
+    if not isinstance(known, str):
+        result = scan_changes(root, source, pattern, max_bytes, known)
+        return replace(result, parsed=len(result.rows), warnings=_warnings(result.rows))
+    # In a worker process: a connection of its own (the parent's must not be used after fork)
+    # to read what the index knows of this source and to store what changed, so rows need not
+    # travel back to the parent, and one worker's insert overlaps the other's scan.
+    db = connect(known)
+    try:
+        result = scan_changes(root, source, pattern, max_bytes, _known_rows(db, source))
+        store(db, result.rows, result.deleted)
+    finally:
+        db.close()
+    return ScanResult(source, result.seen, [], [], len(result.rows), _warnings(result.rows))
+
+
+def _warnings(rows: list[DbRow]) -> tuple[str, ...]:
+    return tuple(w for row in rows if row[9] != "[]" for w in json.loads(row[9]))
+
+
+def connect(path: str) -> sqlite3.Connection:
+    """A connection to the index file.  The daemon opens it in its main thread and builds in
+    its one worker thread; it never uses a connection from two threads at once."""
+    db = sqlite3.connect(path, timeout=60, isolation_level=None, check_same_thread=False)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    return db
+
+
+def store(db: sqlite3.Connection, rows: Iterable[Row | DbRow], deleted: Iterable[str]) -> None:
+    """Store new and changed rows and forget deleted paths, in one transaction.
+
+    BEGIN IMMEDIATE takes the write lock up front, so concurrent writers queue on the busy
+    timeout instead of failing on a lock upgrade.
+    """
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        db.executemany(
+            "INSERT OR REPLACE INTO dumps VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            (r if isinstance(r, tuple) else db_row(r) for r in rows),
+        )
+        gone = [(rel,) for rel in deleted]
+        db.executemany("DELETE FROM dumps WHERE rel = ?", gone)
+        db.executemany("DELETE FROM content WHERE rel = ?", gone)
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
 
 
 def _known_rows(db: sqlite3.Connection, source: str) -> Known:
@@ -382,13 +425,7 @@ class Index:
         }
 
     def _connect(self) -> sqlite3.Connection:
-        target = str(self.path) if self.path else ":memory:"
-        # The daemon opens the index in its main thread and builds in its one worker thread;
-        # it never uses the connection from two threads at once.
-        db = sqlite3.connect(target, timeout=30, isolation_level=None, check_same_thread=False)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
-        return db
+        return connect(str(self.path) if self.path else ":memory:")
 
     def _open(self) -> sqlite3.Connection:
         if self.path:
@@ -484,20 +521,7 @@ class Index:
 
     def apply(self, rows: Iterable[Row | DbRow], deleted: Iterable[str]) -> None:
         """Store new and changed rows and forget deleted paths, in one transaction."""
-        db = self.db
-        db.execute("BEGIN")
-        try:
-            db.executemany(
-                "INSERT OR REPLACE INTO dumps VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                (r if isinstance(r, tuple) else db_row(r) for r in rows),
-            )
-            gone = [(rel,) for rel in deleted]
-            db.executemany("DELETE FROM dumps WHERE rel = ?", gone)
-            db.executemany("DELETE FROM content WHERE rel = ?", gone)
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
+        store(self.db, rows, deleted)
 
     def _rows(self, sql: str, params: Iterable[object] = ()) -> Iterator[Row]:
         for r in self.db.execute(sql, tuple(params)):
