@@ -33,6 +33,14 @@ _TAG = re.compile(r"<[^>]*>")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 #: The common title line: the greedy title stops at the last ``](`` before an http(s) URL.
 _PLAIN_TITLE_LINE = re.compile(r"\[(.*)\]\((https?://[^/?#\s()\[\]]+(?:[/?#]\S*)?)\)")
+#: The header in the form nearly every real dump has: a 13-digit epoch, a title line whose URL
+#: needs no encoding, a rule line.  ``plain_header`` reads it with this one match.
+_PLAIN_HEAD = re.compile(
+    r"\ufeff?<!--(1[0-9]{12})-->\r?\n"
+    r"\[(.*)\]\((https?://[^/?#\s()\[\]]+(?:[/?#]\S*)?)\)\r?\n"
+    r"-{3,}\r?\n"
+)
+_PLAIN_TITLE_UNSAFE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff&]")
 #: URLs that are already their own id: lower-case host, no port, a path, no fragment.
 _PLAIN_URL = re.compile(r"https?://[a-z0-9.\-]+/[^#]*")
 #: What a URI may hold as it is (RFC 3986 reserved and unreserved characters, and ``%``).
@@ -65,7 +73,7 @@ def decode(data: bytes, path: str, *, complete: bool = True) -> str:
     if nul >= 0:
         raise DumpError(path, data.count(b"\n", 0, nul) + 1, "NUL byte: a binary file, not a dump")
     try:
-        text = data.decode("utf-8") if complete else _decode_head(data)
+        text = data.decode("utf-8") if complete else decode_head(data)
     except UnicodeDecodeError as e:
         line = data.count(b"\n", 0, e.start) + 1
         raise DumpError(
@@ -74,7 +82,7 @@ def decode(data: bytes, path: str, *, complete: bool = True) -> str:
     return text[1:] if text.startswith("\ufeff") else text
 
 
-def _decode_head(data: bytes) -> str:
+def decode_head(data: bytes) -> str:
     """Decode the head of a file, leaving out a multi-byte character cut by the read."""
     end = len(data)
     lead = end - 1
@@ -280,6 +288,37 @@ def resolve_time(
 
 def _line(parts: list[str], idx: int) -> str:
     return strip_forbidden(parts[idx]).strip() if idx < len(parts) else ""
+
+
+def plain_header(text: str) -> tuple[str, str, str, int] | None:
+    """(id, URL, title, epoch seconds) of a header in the common form, or None.
+
+    A fast path for scanning: it answers only when ``parse_dump`` would give the same id, URL,
+    title and time with no warning, and leaves every other case (entities, control characters,
+    URLs that need encoding, fallbacks, anything unusual) to ``parse_dump``.
+    """
+    m = _PLAIN_HEAD.match(text)
+    if m is None:
+        return None
+    epoch, title, url = m.groups()
+    if _PLAIN_TITLE_UNSAFE.search(title) or not url.isascii() or _URI_UNSAFE.search(url):
+        return None
+    title = " ".join(title.split())
+    if not title:
+        return None
+    return normalize_url(url), url, title, int(epoch) // 1000
+
+
+def plain_head(data: bytes, *, complete: bool) -> tuple[str, str, str, int] | None:
+    """``plain_header`` for the first bytes of a file: None too for NUL bytes or bad UTF-8,
+    which ``parse_dump`` must judge."""
+    if b"\0" in data:
+        return None
+    try:
+        text = data.decode("utf-8") if complete else decode_head(data)
+    except UnicodeDecodeError:
+        return None
+    return plain_header(text)
 
 
 def parse_dump(data: bytes, *, path: str, mtime: datetime, complete: bool = True) -> Dump:

@@ -9,7 +9,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from feedbridge.dump import epoch_time, normalize_url, parse_dump, parse_title_line
+from feedbridge.dump import (
+    epoch_time,
+    normalize_url,
+    parse_dump,
+    parse_title_line,
+    plain_head,
+    plain_header,
+)
 from feedbridge.errors import DumpError, FeedbridgeError
 from feedbridge.model import Provenance
 
@@ -449,3 +456,117 @@ def test_file_names_carry_no_meaning(tmp_path: Path) -> None:
     b = parse_dump(src.read_bytes(), path=str(tmp_path / "1047474_其他标题.md"), mtime=MTIME)
     assert (a.id, a.title, a.published) == (b.id, b.title, b.published)
     assert Path(a.path).name == "0.md"
+
+
+# -- the scanning fast path ---------------------------------------------------------------------
+
+
+def _same_as_parse_dump(data: bytes) -> bool | None:
+    """None when the fast path declines; else whether it agrees with parse_dump."""
+    facts = plain_head(data, complete=True)
+    if facts is None:
+        return None
+    dump = parse_dump(data, path="p.md", mtime=MTIME)
+    return (
+        facts == (dump.id, dump.url, dump.title, int(dump.published.timestamp()))
+        and dump.provenance is Provenance.EPOCH
+        and not dump.warnings
+    )
+
+
+def test_plain_header_agrees_with_parse_dump_on_the_corpus() -> None:
+    answered = 0
+    for path in [*real_dumps(), *sorted(EDGE.glob("*.md"))]:
+        verdict = _same_as_parse_dump(path.read_bytes())
+        if verdict is not None:
+            assert verdict, path
+            answered += 1
+    assert answered >= 100  # the fast path is the common path
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "control-chars.md",
+        "epoch-nan-body-date.md",
+        "no-epoch-date-line.md",
+        "epoch-seconds.md",
+        "bad-not-http.md",
+        "brackets-in-title.md",
+    ],
+)
+def test_plain_header_declines_what_needs_the_general_rules(name: str) -> None:
+    text = (EDGE / name).read_text("utf-8", errors="replace")
+    facts = plain_header(text)
+    if name == "brackets-in-title.md":
+        assert facts is not None and facts[2] == 'Who said "[x]" (and why)'
+    else:
+        assert facts is None
+
+
+@given(st.one_of(dump_like, dump_like.map(lambda d: d[:40])), st.booleans())
+def test_plain_head_never_disagrees_with_parse_dump(data: bytes, complete: bool) -> None:
+    facts = plain_head(data, complete=complete)
+    if facts is None:
+        return
+    dump = parse_dump(data, path="p.md", mtime=MTIME, complete=complete)
+    assert facts == (dump.id, dump.url, dump.title, int(dump.published.timestamp()))
+    assert dump.provenance is Provenance.EPOCH and not dump.warnings
+
+
+def test_plain_head_declines_nul_and_bad_utf8() -> None:
+    for name in ("bad-nul-bytes.md", "bad-not-utf8.md"):
+        assert plain_head((EDGE / name).read_bytes(), complete=True) is None
+
+
+plain_like = st.builds(
+    lambda epoch, title, url, rule, crlf, bom, extra: (
+        (b"\xef\xbb\xbf" if bom else b"")
+        + f"<!--{epoch}-->\n[{title}]({url})\n{rule}\n{extra}\n<p>x</p>\n".replace(
+            "\n", "\r\n" if crlf else "\n"
+        ).encode("utf-8", "surrogatepass")
+    ),
+    epoch=st.integers(10**12, 2 * 10**12 - 1),
+    title=st.text(
+        st.characters(blacklist_categories=("Cs",), blacklist_characters="\n\r"), max_size=30
+    ),
+    url=st.one_of(
+        st.from_regex(
+            r"https?://[a-zA-Z0-9.:-]{1,12}(/[a-z0-9/?=&#%()|中 ]{0,20})?", fullmatch=True
+        ),
+        st.text(max_size=20),
+    ),
+    rule=st.sampled_from(["---", "------", "--", "------ ", "=====", ""]),
+    crlf=st.booleans(),
+    bom=st.booleans(),
+    extra=st.sampled_from(["", "日期：Thu, 02 Jul 2020 17:14:14 +0000", "\n\n"]),
+)
+
+
+@given(plain_like)
+def test_plain_head_agrees_on_header_variants(data: bytes) -> None:
+    facts = plain_head(data, complete=True)
+    try:
+        dump = parse_dump(data, path="p.md", mtime=MTIME)
+    except DumpError:
+        assert facts is None
+        return
+    if facts is not None:
+        assert facts == (dump.id, dump.url, dump.title, int(dump.published.timestamp()))
+        assert dump.provenance is Provenance.EPOCH and not dump.warnings
+
+
+def test_plain_like_exercises_the_fast_path() -> None:
+    """The strategy above reaches both answers of the fast path (so it tests something)."""
+    answered = declined = 0
+    for data in (
+        b"<!--1641833943000-->\n[A title](https://x.org/a)\n------\n\n<p>x</p>",
+        b"<!--1641833943000-->\n[A &amp; B](https://x.org/a)\n------\n\n<p>x</p>",
+        b"<!--1641833943000-->\r\n[A](https://X.org:443/a#:~:text=x)\r\n---\r\n",
+        "\ufeff<!--1641833943000-->\n[中文 标题](https://x.org/中)\n------\n".encode(),
+    ):
+        if plain_head(data, complete=True) is None:
+            declined += 1
+        else:
+            answered += 1
+    assert answered == 2 and declined == 2

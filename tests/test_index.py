@@ -292,3 +292,27 @@ def test_parallel_workers_build_the_same_bytes_as_one_process(
     assert report.parsed == 1
     monkeypatch.undo()
     assert feed_bytes(out) == cold_build(dumps, tmp_path)
+
+
+def test_fast_header_path_stores_the_same_rows_as_the_full_parser(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from feedbridge import index as index_module
+
+    from .helpers import make_corpus
+
+    dumps = make_corpus(tmp_path / "dumps")
+
+    def rows(state: Path) -> list[tuple[object, ...]]:
+        build(dumps, tmp_path / f"out-{state.name}", state=state)
+        con = sqlite3.connect(state / INDEX_NAME)
+        try:
+            return con.execute("SELECT * FROM dumps ORDER BY rel").fetchall()
+        finally:
+            con.close()
+
+    fast = rows(tmp_path / "fast")
+    monkeypatch.setattr(index_module, "plain_head", lambda data, complete: None)
+    slow = rows(tmp_path / "slow")
+    assert fast == slow
+    assert len(fast) > 100
