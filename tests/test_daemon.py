@@ -138,8 +138,9 @@ def test_new_source_folder_yields_a_new_feed(daemon: RunningDaemon) -> None:
     (daemon.dumps / "dw").mkdir()
     (daemon.dumps / "dw" / "1.md").write_text(dump("https://www.dw.com/zh/a-1", "DW one"))
     wait_for(lambda: "DW one" in daemon.feed("dw"), what="the new feed")
+    # index.html and feeds.opml are two files written one after the other: wait for each
     wait_for(lambda: f"{BASE_URL}dw/atom.xml" in read(daemon.out / "index.html"))
-    assert f"{BASE_URL}dw/atom.xml" in read(daemon.out / "feeds.opml")
+    wait_for(lambda: f"{BASE_URL}dw/atom.xml" in read(daemon.out / "feeds.opml"))
 
 
 def test_sigterm_exits_0_quickly_and_leaves_no_temporaries(daemon: RunningDaemon) -> None:
