@@ -136,12 +136,14 @@ def _embed_link(el: etree._Element, base: str) -> None:
     if src is None or not src.lower().startswith(("http://", "https://")):
         _drop(el)
         return
-    link = etree.Element("a", href=src)
+    # A paragraph of its own, as the embed was a block of its own.
+    block = etree.Element("p")
+    link = etree.SubElement(block, "a", href=src)
     link.text = collapse(el.get("title") or "") or src
-    link.tail = el.tail
+    block.tail = el.tail
     parent = el.getparent()
     if parent is not None:
-        parent.replace(el, link)
+        parent.replace(el, block)
 
 
 def _promote_lazy(el: etree._Element) -> None:
@@ -214,6 +216,9 @@ def _restructure(root: etree._Element, base: str) -> None:
         if el.tag in ("img", "source", "video"):
             _promote_lazy(el)
         _resolve_attrs(el, base)
+        if el.tag == "a" and el.get("href") is None:
+            _unwrap(el)  # a link that pointed nowhere safe is just its text
+            continue
         if el.tag == "img":
             src = el.get("src", "")
             if not src.lower().startswith(("http://", "https://")):
@@ -256,9 +261,15 @@ def _summary(root: etree._Element) -> str:
     first = root[0] if len(root) else None
     if first is not None and first.tag == "div" and len(first) == 1 and first[0].tag == "i":
         _drop(first)  # the feedx date marker at the top of the body
-    for el in root.iter(*_BLOCKS):
-        el.tail = " " + (el.tail or "")
-    text = collapse("".join(str(t) for t in root.itertext()))
+    parts: list[str] = []
+    for event, el in etree.iterwalk(root, events=("start", "end")):
+        if el.tag in _BLOCKS:
+            parts.append(" ")  # blocks are separated, inline elements are not
+        if event == "start":
+            parts.append(el.text or "")
+        elif el is not root:
+            parts.append(el.tail or "")
+    text = collapse("".join(parts))
     if len(text) > SUMMARY_LENGTH:
         text = text[: SUMMARY_LENGTH - 1].rstrip() + "…"
     return text
