@@ -31,6 +31,7 @@ from feedbridge.index import (
     rejection,
     scan,
     scan_all,
+    stat_dump,
 )
 from feedbridge.model import (
     BuildReport,
@@ -119,12 +120,9 @@ def load_content(root: Path, row: Row, max_bytes: int) -> Content | Row | None:
     new Row (None if it is gone), for the index to learn."""
     from feedbridge.content import clean_html
 
-    path = root / row.rel
-    try:
-        st = path.stat()
-    except (FileNotFoundError, NotADirectoryError):
+    current = stat_dump(root, row.rel)
+    if current is None:
         return None
-    current = FileStat(row.rel, row.source, st.st_size, st.st_mtime_ns)
     try:
         new, dump = read_dump(root, current, max_bytes=max_bytes, head_only=False)
     except FileNotFoundError:
@@ -238,14 +236,7 @@ class Builder:
         return rows, deleted, seen
 
     def _stat(self, rel: str) -> FileStat | None:
-        path = self.target.dumps / rel
-        try:
-            st = path.stat()
-        except (FileNotFoundError, NotADirectoryError):
-            return None
-        if not path.is_file():
-            return None
-        return FileStat(rel, rel.partition("/")[0], st.st_size, st.st_mtime_ns)
+        return stat_dump(self.target.dumps, rel)
 
     # -- entries ----------------------------------------------------------------------------
 

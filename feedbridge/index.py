@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
+import functools
 import json
 import logging
 import os
 import re
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,11 +40,19 @@ SCHEMA = 3
 _IGNORED_SUFFIXES = (".swp", ".tmp", ".part", "~")
 
 
+@functools.lru_cache(maxsize=16)
+def dump_name_filter(pattern: str) -> Callable[[str], bool]:
+    """Spec section 6: hidden, editor and partial files are never dumps; others must match."""
+    match = re.compile(fnmatch.translate(pattern)).match
+
+    def is_dump(name: str) -> bool:
+        return not (name.startswith(".") or name.endswith(_IGNORED_SUFFIXES)) and bool(match(name))
+
+    return is_dump
+
+
 def is_dump_name(name: str, pattern: str) -> bool:
-    """Spec section 6: hidden, editor and partial files are never dumps."""
-    if name.startswith(".") or name.endswith(_IGNORED_SUFFIXES):
-        return False
-    return fnmatch.fnmatchcase(name, pattern)
+    return dump_name_filter(pattern)(name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,10 +81,6 @@ class Row:
     reason: str | None = None
 
     @property
-    def ok(self) -> bool:
-        return self.reason is None
-
-    @property
     def published_at(self) -> datetime:
         return datetime.fromtimestamp(self.published or 0, UTC)
 
@@ -89,22 +94,40 @@ def list_sources(root: Path) -> list[str]:
         return []
 
 
-def scan_source(root: Path, source: str, pattern: str) -> Iterator[FileStat]:
+def dump_entries(folder: Path, pattern: str) -> Iterator[tuple[str, os.stat_result]]:
+    """(name, stat) of every dump in a source folder; nothing if the folder is gone."""
+    is_dump = dump_name_filter(pattern)
     try:
-        it = os.scandir(root / source)
+        it = os.scandir(folder)
     except (FileNotFoundError, NotADirectoryError):
         return
     with it:
         for entry in it:
-            if not is_dump_name(entry.name, pattern):
+            name = entry.name
+            if not is_dump(name):
                 continue
             try:
                 st = entry.stat()
-                if not entry.is_file():
-                    continue
             except FileNotFoundError:
                 continue
-            yield FileStat(f"{source}/{entry.name}", source, st.st_size, st.st_mtime_ns)
+            if S_ISREG(st.st_mode):
+                yield name, st
+
+
+def scan_source(root: Path, source: str, pattern: str) -> Iterator[FileStat]:
+    for name, st in dump_entries(root / source, pattern):
+        yield FileStat(f"{source}/{name}", source, st.st_size, st.st_mtime_ns)
+
+
+def stat_dump(root: Path, rel: str) -> FileStat | None:
+    """A dump's FileStat as it is on disk now; None if it is gone or not a file."""
+    try:
+        st = os.stat(f"{root}/{rel}")
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    if not S_ISREG(st.st_mode):
+        return None
+    return FileStat(rel, rel.partition("/")[0], st.st_size, st.st_mtime_ns)
 
 
 def scan(root: Path, sources: Iterable[str], pattern: str) -> dict[str, FileStat]:
@@ -171,7 +194,10 @@ def read_dump(
         if limit >= max_bytes:
             return _rejected(st, 1, f"file is over the limit of {max_bytes} bytes"), None
         # The file grew since it was listed: read it as it is now.
-        return read_dump(root, _restat(root, st), max_bytes=max_bytes, head_only=False)
+        now = stat_dump(root, st.rel)
+        if now is None:
+            raise FileNotFoundError(display)
+        return read_dump(root, now, max_bytes=max_bytes, head_only=False)
     else:
         complete = True
     try:
@@ -184,11 +210,6 @@ def read_dump(
             return read_dump(root, st, max_bytes=max_bytes, head_only=False)
         return _rejected(st, e.line, e.reason), None
     return _row(st, dump), dump if complete else None
-
-
-def _restat(root: Path, st: FileStat) -> FileStat:
-    now = os.stat(f"{root}/{st.rel}")
-    return FileStat(st.rel, st.source, now.st_size, now.st_mtime_ns)
 
 
 # -- scanning, in parallel when it pays -----------------------------------------------------
@@ -288,43 +309,28 @@ def _plain_row(
 def scan_changes(root: Path, source: str, pattern: str, max_bytes: int, known: Known) -> ScanResult:
     """One source folder against what the index knows of it (``rel -> (size, mtime_ns)``):
     new and changed files parsed, deleted ones named."""
-    match = re.compile(fnmatch.translate(pattern)).match
     rows: list[DbRow] = []
     present: set[str] = set()
-    try:
-        it = os.scandir(root / source)
-    except (FileNotFoundError, NotADirectoryError):
-        return ScanResult(source, 0, [], list(known))
-    with it:
-        for entry in it:
-            name = entry.name
-            if name.startswith(".") or name.endswith(_IGNORED_SUFFIXES) or not match(name):
-                continue
-            try:
-                st = entry.stat()
-            except FileNotFoundError:
-                continue
-            if not S_ISREG(st.st_mode):
-                continue
-            rel = f"{source}/{name}"
-            present.add(rel)
-            if known.get(rel) == (st.st_size, st.st_mtime_ns):
-                continue
-            fast = _plain_row(f"{root}/{rel}", rel, source, st, max_bytes)
-            if fast is not None:
-                rows.append(fast)
-                continue
-            try:
-                row, _ = read_dump(
-                    root,
-                    FileStat(rel, source, st.st_size, st.st_mtime_ns),
-                    max_bytes=max_bytes,
-                    head_only=True,
-                )
-            except FileNotFoundError:
-                present.discard(rel)
-                continue
-            rows.append(db_row(row))
+    for name, st in dump_entries(root / source, pattern):
+        rel = f"{source}/{name}"
+        present.add(rel)
+        if known.get(rel) == (st.st_size, st.st_mtime_ns):
+            continue
+        fast = _plain_row(f"{root}/{rel}", rel, source, st, max_bytes)
+        if fast is not None:
+            rows.append(fast)
+            continue
+        try:
+            row, _ = read_dump(
+                root,
+                FileStat(rel, source, st.st_size, st.st_mtime_ns),
+                max_bytes=max_bytes,
+                head_only=True,
+            )
+        except FileNotFoundError:
+            present.discard(rel)
+            continue
+        rows.append(db_row(row))
     return ScanResult(source, len(present), rows, [rel for rel in known if rel not in present])
 
 
