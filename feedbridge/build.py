@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import os
+import sqlite3
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -24,11 +25,14 @@ from feedbridge.index import (
     FileStat,
     Index,
     Row,
+    cached_content,
     db_row,
     is_dump_name,
     list_sources,
+    newest,
     read_dump,
     rejection,
+    row_warnings,
     scan,
     scan_all,
     stat_dump,
@@ -88,14 +92,19 @@ def fingerprint(spec: FeedSpec, urls: FeedUrls, rows: Sequence[Row]) -> str:
 
 def select(index: Index, spec: FeedSpec, now: int) -> list[Row]:
     """The newest ``limit`` dumps of a feed, one per entry id (newest time, then later path)."""
+    return pick(index.newest(spec.sources, now), spec.limit)
+
+
+def pick(newest_first: Iterable[Row], limit: int) -> list[Row]:
+    """The first ``limit`` rows with an entry id not seen before."""
     chosen: list[Row] = []
     seen: set[str | None] = set()
-    for row in index.newest(spec.sources, now):
+    for row in newest_first:
         if row.id in seen:
             continue
         seen.add(row.id)
         chosen.append(row)
-        if len(chosen) >= spec.limit:
+        if len(chosen) >= limit:
             break
     return chosen
 
@@ -136,6 +145,32 @@ def _load_job(job: tuple[Path, Row, int]) -> Content | Row | None:
     return load_content(*job)
 
 
+@dataclass(frozen=True, slots=True)
+class Warmup:
+    """Cleans, in a scan worker right after it indexed a source, the bodies that the source's
+    own feeds will show, so that cleaning overlaps the scan of other sources and the feeds
+    phase finds them cached.  Feeds of several sources are left to the feeds phase (their
+    share of each source is not known yet); a dump that fails to load is left to it too,
+    which reports it."""
+
+    root: Path
+    feeds: tuple[FeedSpec, ...]
+    now: int
+    max_bytes: int
+
+    def __call__(self, db: sqlite3.Connection, source: str) -> list[tuple[Row, Content]]:
+        limit = max((f.limit for f in self.feeds if f.sources == (source,)), default=0)
+        if not limit:
+            return []
+        fresh = []
+        for row in pick(newest(db, (source,), self.now), limit):
+            if cached_content(db, row) is None:
+                loaded = load_content(self.root, row, self.max_bytes)
+                if isinstance(loaded, Content):
+                    fresh.append((row, loaded))
+        return fresh
+
+
 class Builder:
     """Builds one output folder.  Keeps its index open, so a daemon can build again cheaply."""
 
@@ -162,13 +197,18 @@ class Builder:
     # -- scanning ---------------------------------------------------------------------------
 
     def refresh(
-        self, feeds: Sequence[FeedSpec], paths: Iterable[str] | None = None
+        self,
+        feeds: Sequence[FeedSpec],
+        paths: Iterable[str] | None = None,
+        *,
+        now: int | None = None,
     ) -> tuple[int, int]:
         """Bring the index up to date with the disk; returns (files seen, files parsed).
 
         With ``paths`` (relative to the dumps root) only those files are looked at: the daemon
         knows from file events what changed, and one event costs one stat and one read.
-        Without, every source folder is scanned.
+        Without, every source folder is scanned; given ``now``, a parallel scan also cleans
+        the bodies of single-source feeds as it goes (see ``Warmup``).
         """
         cfg = self.target.config
         sources = sorted({s for spec in feeds for s in spec.sources})
@@ -182,6 +222,9 @@ class Builder:
                 max_bytes=cfg.max_bytes,
                 parallel=self.parallel,
                 progress=self.progress,
+                after=None
+                if now is None
+                else Warmup(self.target.dumps, tuple(feeds), now, cfg.max_bytes),
             )
             rows: list[DbRow] = [row for r in results for row in r.rows]
             deleted = [rel for r in results for rel in r.deleted]
@@ -191,7 +234,7 @@ class Builder:
         else:
             rows, deleted, seen = self._refresh_paths(set(sources), paths)
             parsed = len(rows)
-            warnings = [w for row in rows if row[9] != "[]" for w in json.loads(row[9])]
+            warnings = [w for row in rows for w in row_warnings(row)]
         for warning in warnings:
             logger.warning("%s", warning)
         started = time.perf_counter()
@@ -327,9 +370,9 @@ class Builder:
 
         started = time.perf_counter()
         feeds = self.feeds()
-        scanned, parsed = self.refresh(feeds, paths)
-        scan_ms = (time.perf_counter() - started) * 1000
         now_s = int(now.timestamp())
+        scanned, parsed = self.refresh(feeds, paths, now=now_s)
+        scan_ms = (time.perf_counter() - started) * 1000
         state = self.index.feed_state()
         out = self.target.out
         plans = [self._plan(spec, now_s, state.get(spec.name)) for spec in feeds]

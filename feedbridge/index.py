@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import functools
+import heapq
 import json
 import logging
 import os
@@ -36,7 +37,7 @@ logger = logging.getLogger(__name__)
 HEAD_BYTES = 2048
 #: Bump when the tables change; the index version also includes feedbridge's version, since
 #: cached content depends on the cleaning code.
-SCHEMA = 3
+SCHEMA = 4
 _IGNORED_SUFFIXES = (".swp", ".tmp", ".part", "~")
 
 
@@ -219,43 +220,35 @@ PARALLEL_MIN_FILES = 2000
 
 
 #: A Row as the ``dumps`` table stores it: plain values, cheap to send between processes.
-DbRow = tuple[
-    str,
-    str,
-    int,
-    int,
-    str | None,
-    str | None,
-    str | None,
-    int | None,
-    str | None,
-    str,
-    int,
-    str | None,
-]
+#: The last field, ``extra``, is None for the common dump (time from its epoch comment, no
+#: warning); otherwise JSON ``[provenance, warnings, line, reason]``.  Rejected dumps have no
+#: ``published`` time.  Few columns and few NULLs keep a bulk insert cheap.
+DbRow = tuple[str, str, int, int, str | None, str | None, str | None, int | None, str | None]
+
+_EPOCH = Provenance.EPOCH.value
 
 
 def db_row(r: Row) -> DbRow:
-    return (
-        r.rel,
-        r.source,
-        r.size,
-        r.mtime_ns,
-        r.id,
-        r.url,
-        r.title,
-        r.published,
-        r.provenance,
-        json.dumps(list(r.warnings), ensure_ascii=False) if r.warnings else "[]",
-        r.line,
-        r.reason,
-    )
+    plain = r.provenance == _EPOCH and not r.warnings and not r.line and r.reason is None
+    extra = None if plain else json.dumps([r.provenance, list(r.warnings), r.line, r.reason])
+    return (r.rel, r.source, r.size, r.mtime_ns, r.id, r.url, r.title, r.published, extra)
 
 
 def from_db(r: DbRow) -> Row:
+    if r[8] is None:
+        return Row(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], _EPOCH)
+    provenance, warnings, line, reason = json.loads(r[8])
     return Row(
-        r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], tuple(json.loads(r[9])), r[10], r[11]
+        r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], provenance, tuple(warnings), line, reason
     )
+
+
+def row_warnings(r: DbRow) -> list[str]:
+    """The warnings parsing this dump gave (logged once, when it is parsed)."""
+    if r[8] is None:
+        return []
+    warnings: list[str] = json.loads(r[8])[1]
+    return warnings
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,70 +268,91 @@ class ScanResult:
 Known = dict[str, tuple[int, int]]
 
 
-def _plain_row(
-    path: str, rel: str, source: str, st: os.stat_result, max_bytes: int
-) -> DbRow | None:
-    """The index row of a dump whose header is in the common form (see ``plain_header``),
-    read with the fewest steps; None sends the file through ``read_dump``."""
-    if st.st_size > max_bytes:
-        return None
+_OPEN_FLAGS = os.O_RDONLY | os.O_CLOEXEC
+
+
+def _plain_facts(folder: int, name: str) -> tuple[str, str, str, int] | None:
+    """``plain_head`` of a file in an open folder; None if it cannot be read."""
     try:
-        data = _read(path, HEAD_BYTES + 1)
+        fd = os.open(name, _OPEN_FLAGS, dir_fd=folder)
+        try:
+            data = os.read(fd, HEAD_BYTES + 1)
+        finally:
+            os.close(fd)
     except OSError:
         return None
-    facts = plain_head(data[:HEAD_BYTES], complete=len(data) <= HEAD_BYTES)
-    if facts is None:
-        return None
-    dump_id, url, title, published = facts
-    return (
-        rel,
-        source,
-        st.st_size,
-        st.st_mtime_ns,
-        dump_id,
-        url,
-        title,
-        published,
-        Provenance.EPOCH.value,
-        "[]",
-        0,
-        None,
-    )
+    return plain_head(data[:HEAD_BYTES], complete=len(data) <= HEAD_BYTES)
 
 
 def scan_changes(root: Path, source: str, pattern: str, max_bytes: int, known: Known) -> ScanResult:
     """One source folder against what the index knows of it (``rel -> (size, mtime_ns)``):
-    new and changed files parsed, deleted ones named."""
+    new and changed files parsed, deleted ones named.
+
+    The hot loop of a cold build (100,000 files): files are opened relative to the folder's
+    descriptor, and a header in the common form (``plain_head``) becomes a row directly; any
+    other file goes through ``read_dump``.
+    """
     rows: list[DbRow] = []
     present: set[str] = set()
-    for name, st in dump_entries(root / source, pattern):
-        rel = f"{source}/{name}"
-        present.add(rel)
-        if known.get(rel) == (st.st_size, st.st_mtime_ns):
-            continue
-        fast = _plain_row(f"{root}/{rel}", rel, source, st, max_bytes)
-        if fast is not None:
-            rows.append(fast)
-            continue
+    unusual: list[FileStat] = []
+    is_dump = dump_name_filter(pattern)
+    prefix = f"{source}/"
+    try:
+        folder = os.open(f"{root}/{source}", _OPEN_FLAGS | os.O_DIRECTORY)
+    except (FileNotFoundError, NotADirectoryError):
+        return ScanResult(source, 0, [], list(known))
+    try:
+        with os.scandir(folder) as it:
+            for entry in it:
+                name = entry.name
+                if not is_dump(name):
+                    continue
+                try:
+                    st = entry.stat()
+                except FileNotFoundError:
+                    continue
+                if not S_ISREG(st.st_mode):
+                    continue
+                rel = prefix + name
+                present.add(rel)
+                size, mtime_ns = st.st_size, st.st_mtime_ns
+                if known and known.get(rel) == (size, mtime_ns):
+                    continue
+                facts = _plain_facts(folder, name) if size <= max_bytes else None
+                if facts is None:
+                    unusual.append(FileStat(rel, source, size, mtime_ns))
+                    continue
+                dump_id, url, title, published = facts
+                rows.append((rel, source, size, mtime_ns, dump_id, url, title, published, None))
+    finally:
+        os.close(folder)
+    for fst in unusual:
         try:
-            row, _ = read_dump(
-                root,
-                FileStat(rel, source, st.st_size, st.st_mtime_ns),
-                max_bytes=max_bytes,
-                head_only=True,
-            )
+            row, _ = read_dump(root, fst, max_bytes=max_bytes, head_only=True)
         except FileNotFoundError:
-            present.discard(rel)
+            present.discard(fst.rel)
             continue
         rows.append(db_row(row))
     return ScanResult(source, len(present), rows, [rel for rel in known if rel not in present])
 
 
-ScanJob = tuple[Path, str, str, int, "Known | str"]
+#: Runs in a scan worker once its source is indexed, with the worker's connection, and
+#: returns cleaned contents to cache: the build uses it to clean the bodies that source's own
+#: feed will show while other sources are still being scanned.
+AfterScan = Callable[[sqlite3.Connection, str], Iterable[tuple[Row, Content]]]
+ScanJob = tuple[Path, str, str, int, "Known | str", "AfterScan | None"]
+#: Scan workers take turns to write the index.  SQLite's own busy wait sleeps in steps of
+#: up to 100 ms; this lock (inherited through fork) wakes the next writer at once.
+_WRITER: contextlib.AbstractContextManager[object] = contextlib.nullcontext()
+
+
+def _init_worker(lock: contextlib.AbstractContextManager[object]) -> None:
+    global _WRITER  # noqa: PLW0603 - per-process state of a pool worker
+    _WRITER = lock
 
 
 def _scan_job(job: ScanJob) -> ScanResult:
-    root, source, pattern, max_bytes, known = job
+    root, source, pattern, max_bytes, known, after = job
     if not isinstance(known, str):
         result = scan_changes(root, source, pattern, max_bytes, known)
         return replace(result, parsed=len(result.rows), warnings=_warnings(result.rows))
@@ -348,14 +362,19 @@ def _scan_job(job: ScanJob) -> ScanResult:
     db = connect(known)
     try:
         result = scan_changes(root, source, pattern, max_bytes, _known_rows(db, source))
-        store(db, result.rows, result.deleted)
+        with _WRITER:
+            store(db, result.rows, result.deleted)
+        fresh = list(after(db, source)) if after is not None else []
+        if fresh:
+            with _WRITER:
+                store_content(db, fresh)
     finally:
         db.close()
     return ScanResult(source, result.seen, [], [], len(result.rows), _warnings(result.rows))
 
 
 def _warnings(rows: list[DbRow]) -> tuple[str, ...]:
-    return tuple(w for row in rows if row[9] != "[]" for w in json.loads(row[9]))
+    return tuple(w for row in rows if row[8] is not None for w in row_warnings(row))
 
 
 def connect(path: str) -> sqlite3.Connection:
@@ -376,7 +395,7 @@ def store(db: sqlite3.Connection, rows: Iterable[Row | DbRow], deleted: Iterable
     db.execute("BEGIN IMMEDIATE")
     try:
         db.executemany(
-            "INSERT OR REPLACE INTO dumps VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            "INSERT OR REPLACE INTO dumps VALUES (?,?,?,?,?,?,?,?,?)",
             (r if isinstance(r, tuple) else db_row(r) for r in rows),
         )
         gone = [(rel,) for rel in deleted]
@@ -388,9 +407,52 @@ def store(db: sqlite3.Connection, rows: Iterable[Row | DbRow], deleted: Iterable
         raise
 
 
+def _rows(db: sqlite3.Connection, sql: str, params: Iterable[object] = ()) -> Iterator[Row]:
+    for r in db.execute(sql, tuple(params)):
+        yield from_db(r)
+
+
+def newest(db: sqlite3.Connection, sources: Iterable[str], now: int) -> Iterator[Row]:
+    """Accepted dumps of these sources, newest first (then by path), none after ``now``.
+
+    One walk of ``dumps_newest`` per source, merged: a feed reads only as many rows as it
+    shows."""
+    sql = (
+        "SELECT * FROM dumps WHERE source = ? AND published <= ? ORDER BY published DESC, rel DESC"
+    )
+    walks = [_rows(db, sql, (source, now)) for source in sorted(set(sources))]
+    if len(walks) == 1:
+        return walks[0]
+    return heapq.merge(*walks, key=_newest_key, reverse=True)
+
+
+def cached_content(db: sqlite3.Connection, row: Row) -> Content | None:
+    """A dump's cleaned body, if it was cleaned as the file is now (same size and mtime)."""
+    r = db.execute(
+        "SELECT html, summary, image, author FROM content"
+        " WHERE rel = ? AND size = ? AND mtime_ns = ?",
+        (row.rel, row.size, row.mtime_ns),
+    ).fetchone()
+    return Content(r[0], r[1], r[2], r[3]) if r else None
+
+
+def store_content(db: sqlite3.Connection, items: Iterable[tuple[Row, Content]]) -> None:
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        db.executemany(
+            "INSERT OR REPLACE INTO content VALUES (?,?,?,?,?,?,?)",
+            ((r.rel, r.size, r.mtime_ns, c.html, c.summary, c.image, c.author) for r, c in items),
+        )
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+
+
 def _known_rows(db: sqlite3.Connection, source: str) -> Known:
-    sql = "SELECT rel, size, mtime_ns FROM dumps WHERE source = ?"
-    return {rel: (size, mt) for rel, size, mt in db.execute(sql, (source,))}
+    # A range of the primary key: a source's paths all start with "source/" ("0" follows "/").
+    sql = "SELECT rel, size, mtime_ns FROM dumps WHERE rel >= ? AND rel < ?"
+    return {rel: (size, mt) for rel, size, mt in db.execute(sql, (f"{source}/", f"{source}0"))}
 
 
 def scan_all(
@@ -402,9 +464,11 @@ def scan_all(
     max_bytes: int,
     parallel: bool,
     progress: Progress = no_progress,
+    after: AfterScan | None = None,
 ) -> list[ScanResult]:
     """Scan every source folder against the index; with ``parallel``, a large scan uses one
-    process per core, each loading what the index knows of its sources itself."""
+    process per core, each loading what the index knows of its sources itself, storing what
+    it found and then running ``after``."""
     counts = index.source_counts()
     wanted = set(sources)
     results = [
@@ -418,14 +482,15 @@ def scan_all(
             import multiprocessing
 
             db_path = str(index.path)
-            jobs: list[ScanJob] = [(root, s, pattern, max_bytes, db_path) for s in sources]
-            with multiprocessing.get_context("fork").Pool(workers) as pool:
+            jobs: list[ScanJob] = [(root, s, pattern, max_bytes, db_path, after) for s in sources]
+            context = multiprocessing.get_context("fork")
+            with context.Pool(workers, _init_worker, (context.Lock(),)) as pool:
                 for result in pool.imap_unordered(_scan_job, jobs):
                     results.append(result)
                     bar.update(result.seen)
         else:
             for s in sources:
-                result = _scan_job((root, s, pattern, max_bytes, _known_rows(index.db, s)))
+                result = _scan_job((root, s, pattern, max_bytes, _known_rows(index.db, s), None))
                 results.append(result)
                 bar.update(result.seen)
     finally:
@@ -508,16 +573,9 @@ class Index:
             CREATE TABLE IF NOT EXISTS dumps (
                 rel TEXT PRIMARY KEY, source TEXT NOT NULL, size INTEGER NOT NULL,
                 mtime_ns INTEGER NOT NULL, id TEXT, url TEXT, title TEXT, published INTEGER,
-                provenance TEXT, warnings TEXT NOT NULL DEFAULT '[]',
-                line INTEGER NOT NULL DEFAULT 0,
-                reason TEXT);
-            CREATE INDEX IF NOT EXISTS dumps_newest ON dumps (source, published DESC, rel DESC)
-                WHERE reason IS NULL;
-            CREATE INDEX IF NOT EXISTS dumps_time ON dumps (published) WHERE reason IS NULL;
-            CREATE INDEX IF NOT EXISTS dumps_source ON dumps (source);
-            CREATE INDEX IF NOT EXISTS dumps_rejected ON dumps (rel) WHERE reason IS NOT NULL;
-            CREATE INDEX IF NOT EXISTS dumps_fallback ON dumps (rel)
-                WHERE reason IS NULL AND provenance != 'epoch';
+                extra TEXT) WITHOUT ROWID;
+            CREATE INDEX IF NOT EXISTS dumps_newest ON dumps (source, published DESC, rel DESC);
+            CREATE INDEX IF NOT EXISTS dumps_unusual ON dumps (rel) WHERE extra IS NOT NULL;
             CREATE TABLE IF NOT EXISTS content (
                 rel TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
                 html TEXT NOT NULL, summary TEXT NOT NULL, image TEXT, author TEXT);
@@ -565,40 +623,40 @@ class Index:
         store(self.db, rows, deleted)
 
     def _rows(self, sql: str, params: Iterable[object] = ()) -> Iterator[Row]:
-        for r in self.db.execute(sql, tuple(params)):
-            yield from_db(r)
+        return _rows(self.db, sql, params)
+
+    def sources(self) -> list[str]:
+        """Every source the index knows, by a skip-scan of ``dumps_newest``."""
+        sql = """
+            WITH RECURSIVE s(source) AS (
+                SELECT min(source) FROM dumps
+                UNION ALL
+                SELECT (SELECT min(source) FROM dumps WHERE source > s.source) FROM s
+                WHERE s.source IS NOT NULL)
+            SELECT source FROM s WHERE source IS NOT NULL"""
+        return [r[0] for r in self.db.execute(sql)]
 
     def newest(self, sources: Iterable[str], now: int) -> Iterator[Row]:
-        """Accepted dumps of these sources, newest first (then by path), none after ``now``."""
-        sources = list(sources)
-        if not sources:
-            return iter(())
-        marks = ",".join("?" * len(sources))
-        return self._rows(
-            f"SELECT * FROM dumps WHERE reason IS NULL AND source IN ({marks}) AND published <= ?"
-            " ORDER BY published DESC, rel DESC",
-            [*sources, now],
-        )
+        return newest(self.db, sources, now)
 
     def future(self, now: int) -> list[Row]:
-        return list(
-            self._rows(
-                "SELECT * FROM dumps WHERE reason IS NULL AND published > ?"
-                " ORDER BY published, rel",
-                [now],
-            )
-        )
+        sql = "SELECT * FROM dumps WHERE source = ? AND published > ? ORDER BY published, rel"
+        walks = [self._rows(sql, (source, now)) for source in self.sources()]
+        return list(heapq.merge(*walks, key=_newest_key))
 
     def rejected(self) -> list[Row]:
-        return list(self._rows("SELECT * FROM dumps WHERE reason IS NOT NULL ORDER BY rel"))
-
-    def fallbacks(self) -> list[Row]:
-        # The condition matches the partial index dumps_fallback word for word.
+        # "extra IS NOT NULL" lets SQLite use the small partial index dumps_unusual.
         return list(
             self._rows(
-                "SELECT * FROM dumps WHERE reason IS NULL AND provenance != 'epoch' ORDER BY rel"
+                "SELECT * FROM dumps WHERE extra IS NOT NULL AND published IS NULL ORDER BY rel"
             )
         )
+
+    def fallbacks(self) -> list[Row]:
+        rows = self._rows(
+            "SELECT * FROM dumps WHERE extra IS NOT NULL AND published IS NOT NULL ORDER BY rel"
+        )
+        return [r for r in rows if r.provenance != _EPOCH]
 
     def count(self) -> int:
         n: int = self.db.execute("SELECT count(*) FROM dumps").fetchone()[0]
@@ -607,20 +665,10 @@ class Index:
     # -- cleaned content --------------------------------------------------------------------
 
     def content(self, row: Row) -> Content | None:
-        r = self.db.execute(
-            "SELECT html, summary, image, author FROM content"
-            " WHERE rel = ? AND size = ? AND mtime_ns = ?",
-            (row.rel, row.size, row.mtime_ns),
-        ).fetchone()
-        return Content(r[0], r[1], r[2], r[3]) if r else None
+        return cached_content(self.db, row)
 
     def store_content(self, items: Iterable[tuple[Row, Content]]) -> None:
-        self.db.execute("BEGIN")
-        self.db.executemany(
-            "INSERT OR REPLACE INTO content VALUES (?,?,?,?,?,?,?)",
-            ((r.rel, r.size, r.mtime_ns, c.html, c.summary, c.image, c.author) for r, c in items),
-        )
-        self.db.execute("COMMIT")
+        store_content(self.db, items)
 
     def prune_content(self, keep: Iterable[str]) -> None:
         """Forget cleaned content no feed shows any more."""
@@ -651,6 +699,10 @@ class Index:
 
     def forget_feed(self, name: str) -> None:
         self.db.execute("DELETE FROM feeds WHERE name = ?", (name,))
+
+
+def _newest_key(row: Row) -> tuple[int, str]:
+    return (row.published or 0, row.rel)
 
 
 def rejection(row: Row, root: Path) -> Rejection:

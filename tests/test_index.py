@@ -7,15 +7,18 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from feedbridge.config import Config
-from feedbridge.index import HEAD_BYTES, SCHEMA, Index
+from feedbridge.config import Config, resolve_feeds
+from feedbridge.index import HEAD_BYTES, SCHEMA, Index, Row, db_row, from_db
+from feedbridge.model import Provenance
 from feedbridge.state import INDEX_NAME
 
 from .conftest import BASE_URL, EXAMPLES, NOW
@@ -294,6 +297,51 @@ def test_parallel_workers_build_the_same_bytes_as_one_process(
     assert feed_bytes(out) == cold_build(dumps, tmp_path)
 
 
+def test_scan_workers_clean_the_bodies_of_single_source_feeds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The parallel scan cleans, per source, what that source's own feed shows; the feeds
+    phase then cleans only the share of the multi-source feed no single-source feed has,
+    and dumps that fail to load whole (which it reports).  Bytes equal a one-process build."""
+    from feedbridge import build as build_module
+    from feedbridge import index as index_module
+    from feedbridge.model import Content, FeedSpec
+
+    from .helpers import make_corpus
+
+    dumps = make_corpus(tmp_path / "dumps")
+    config = Config(
+        limit=5, feeds=(FeedSpec(name="all", title="All", sources=("voa", "rfi"), limit=12),)
+    )
+    serial = cold_build(dumps, tmp_path, config=config)
+    prefetched: list[index_module.Row] = []
+    original = build_module.Builder._prefetch
+
+    def spy(self: build_module.Builder, rows: list[index_module.Row]) -> None:
+        prefetched.extend(rows)
+        original(self, rows)
+
+    monkeypatch.setattr(build_module.Builder, "_prefetch", spy)
+    monkeypatch.setattr(index_module, "PARALLEL_MIN_FILES", 1)
+    out, state = tmp_path / "out", tmp_path / "state"
+    build(dumps, out, config, state=state)
+    assert feed_bytes(out) == serial
+
+    index = Index(state / INDEX_NAME, root=dumps, out=out)
+    try:
+        spec_all = resolve_feeds(config, index_module.list_sources(dumps))
+        now = int(NOW.timestamp())
+        shown = {spec.name: build_module.select(index, spec, now) for spec in spec_all}
+    finally:
+        index.close()
+    own = {r.rel for name, rows in shown.items() if name != "all" for r in rows}
+    for row in prefetched:
+        loaded = build_module.load_content(dumps, row, Config().max_bytes)
+        assert row.rel not in own or not isinstance(loaded, Content), row.rel
+    assert {r.rel for r in shown["all"]} - own <= {r.rel for r in prefetched}
+    assert len(prefetched) < len(own)
+
+
 def test_fast_header_path_stores_the_same_rows_as_the_full_parser(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -316,3 +364,60 @@ def test_fast_header_path_stores_the_same_rows_as_the_full_parser(
     slow = rows(tmp_path / "slow")
     assert fast == slow
     assert len(fast) > 100
+
+
+# -- the dumps table ---------------------------------------------------------------------------
+
+text = st.text(st.characters(codec="utf-8"), max_size=12)
+rows = st.builds(
+    Row,
+    rel=st.sampled_from(["a/1.md", "a/2.md", "b/1.md", "a-b/1.md", "a/b.md"]),
+    source=st.sampled_from(["a", "b", "a-b"]),
+    size=st.integers(0, 2**40),
+    mtime_ns=st.integers(0, 2**62),
+    id=st.none() | text,
+    url=st.none() | text,
+    title=st.none() | text,
+    published=st.none() | st.integers(-(2**40), 2**40),
+    provenance=st.none() | st.sampled_from([p.value for p in Provenance]),
+    warnings=st.lists(text, max_size=3).map(tuple),
+    line=st.integers(0, 9),
+    reason=st.none() | text,
+)
+
+
+@given(rows)
+def test_rows_survive_the_table_encoding(row: Row) -> None:
+    assert from_db(db_row(row)) == row
+
+
+def _row(rel: str, published: int | None, **kw: Any) -> Row:
+    source = rel.partition("/")[0]
+    return replace(Row(rel, source, 1, 1, rel, rel, rel, published, "epoch"), **kw)
+
+
+def test_newest_merges_sources_by_time_then_path(tmp_path: Path) -> None:
+    index = Index(None, root=tmp_path, out=tmp_path / "out")
+    rows = [
+        _row("a/1.md", 100),
+        _row("a/2.md", 300),
+        _row("b/1.md", 300),
+        _row("b/2.md", 200),
+        _row("ab/1.md", 250),
+        _row("a0/1.md", 400),
+        _row("b/3.md", 900),
+        _row("a/bad.md", None, provenance=None, line=2, reason="broken"),
+        _row("b/old.md", 50, provenance="mtime", warnings=("b/old.md:1: no date",)),
+    ]
+    index.apply(rows, [])
+    order = [r.rel for r in index.newest(["b", "a", "ab"], 300)]
+    assert order == ["b/1.md", "a/2.md", "ab/1.md", "b/2.md", "a/1.md", "b/old.md"]
+    assert [r.rel for r in index.newest(["a"], 10**6)] == ["a/2.md", "a/1.md"]
+    assert [r.rel for r in index.future(300)] == ["a0/1.md", "b/3.md"]
+    assert index.sources() == ["a", "a0", "ab", "b"]
+    assert [r.rel for r in index.rejected()] == ["a/bad.md"]
+    assert [r.rel for r in index.fallbacks()] == ["b/old.md"]
+    assert index.source_counts() == {"a": 3, "a0": 1, "ab": 1, "b": 4}
+    index.apply([], ["b/1.md", "a0/1.md"])
+    assert index.sources() == ["a", "ab", "b"]
+    assert [r.rel for r in index.newest(["a", "b"], 300)][:2] == ["a/2.md", "b/2.md"]
