@@ -10,6 +10,9 @@ $(BIN)/feedbridge: pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'
+	# Bytecode up front: every build is a fresh process, and PYTHONDONTWRITEBYTECODE (set in
+	# some environments) would otherwise make each one compile feedbridge from source.
+	$(BIN)/python -m compileall -q feedbridge
 	touch $@
 
 build: $(BIN)/feedbridge

@@ -11,7 +11,6 @@ import hashlib
 import json
 import logging
 import os
-import sqlite3
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -25,11 +24,9 @@ from feedbridge.index import (
     FileStat,
     Index,
     Row,
-    cached_content,
     db_row,
     is_dump_name,
     list_sources,
-    newest,
     read_dump,
     rejection,
     row_warnings,
@@ -146,29 +143,24 @@ def _load_job(job: tuple[Path, Row, int]) -> Content | Row | None:
 
 
 @dataclass(frozen=True, slots=True)
-class Warmup:
-    """Cleans, in a scan worker right after it indexed a source, the bodies that the source's
-    own feeds will show, so that cleaning overlaps the scan of other sources and the feeds
-    phase finds them cached.  Feeds of several sources are left to the feeds phase (their
-    share of each source is not known yet); a dump that fails to load is left to it too,
-    which reports it."""
+class SourceFeeds:
+    """Builds, in a scan worker right after it indexed a source, the feeds that show only that
+    source, so their cleaning and rendering overlap the scan of other sources.  The worker's
+    index records them like any build does; the parent's plan then finds them current and
+    builds only what is left (feeds of several sources).  Returns what was built."""
 
-    root: Path
+    target: Target
     feeds: tuple[FeedSpec, ...]
     now: int
-    max_bytes: int
 
-    def __call__(self, db: sqlite3.Connection, source: str) -> list[tuple[Row, Content]]:
-        limit = max((f.limit for f in self.feeds if f.sources == (source,)), default=0)
-        if not limit:
+    def __call__(self, index: Index, source: str) -> list[FeedResult]:
+        own = [spec for spec in self.feeds if spec.sources == (source,)]
+        if not own:
             return []
-        fresh = []
-        for row in pick(newest(db, (source,), self.now), limit):
-            if cached_content(db, row) is None:
-                loaded = load_content(self.root, row, self.max_bytes)
-                if isinstance(loaded, Content):
-                    fresh.append((row, loaded))
-        return fresh
+        builder = Builder(self.target, index, parallel=False)
+        state = index.feed_state()
+        plans = [builder._plan(spec, self.now, state.get(spec.name)) for spec in own]
+        return [builder._build_feed(plan, self.now)[0] for plan in plans if not plan.current]
 
 
 class Builder:
@@ -202,13 +194,13 @@ class Builder:
         paths: Iterable[str] | None = None,
         *,
         now: int | None = None,
-    ) -> tuple[int, int]:
+    ) -> tuple[int, int, dict[str, FeedResult]]:
         """Bring the index up to date with the disk; returns (files seen, files parsed).
 
         With ``paths`` (relative to the dumps root) only those files are looked at: the daemon
         knows from file events what changed, and one event costs one stat and one read.
-        Without, every source folder is scanned; given ``now``, a parallel scan also cleans
-        the bodies of single-source feeds as it goes (see ``Warmup``).
+        Without, every source folder is scanned; given ``now``, a parallel scan also builds
+        the feeds of a single source as it goes (see ``SourceFeeds``), returned by name.
         """
         cfg = self.target.config
         sources = sorted({s for spec in feeds for s in spec.sources})
@@ -222,10 +214,15 @@ class Builder:
                 max_bytes=cfg.max_bytes,
                 parallel=self.parallel,
                 progress=self.progress,
-                after=None
-                if now is None
-                else Warmup(self.target.dumps, tuple(feeds), now, cfg.max_bytes),
+                after=None if now is None else SourceFeeds(self.target, tuple(feeds), now),
             )
+            built = {
+                result.name: result
+                for r in results
+                if isinstance(r.note, list)
+                for result in r.note
+                if isinstance(result, FeedResult)
+            }
             rows: list[DbRow] = [row for r in results for row in r.rows]
             deleted = [rel for r in results for rel in r.deleted]
             seen = sum(r.seen for r in results)
@@ -233,6 +230,7 @@ class Builder:
             warnings = [w for r in results for w in r.warnings]
         else:
             rows, deleted, seen = self._refresh_paths(set(sources), paths)
+            built = {}
             parsed = len(rows)
             warnings = [w for row in rows for w in row_warnings(row)]
         for warning in warnings:
@@ -245,7 +243,7 @@ class Builder:
             len(deleted),
             (time.perf_counter() - started) * 1000,
         )
-        return seen, parsed
+        return seen, parsed, built
 
     def _refresh_paths(
         self, wanted: set[str], paths: Iterable[str]
@@ -371,7 +369,7 @@ class Builder:
         started = time.perf_counter()
         feeds = self.feeds()
         now_s = int(now.timestamp())
-        scanned, parsed = self.refresh(feeds, paths, now=now_s)
+        scanned, parsed, built = self.refresh(feeds, paths, now=now_s)
         scan_ms = (time.perf_counter() - started) * 1000
         state = self.index.feed_state()
         out = self.target.out
@@ -391,6 +389,7 @@ class Builder:
         written: list[str] = []
         for plan in plans:
             result, rels = self._build_feed(plan, now_s)
+            result = built.get(plan.spec.name, result) if plan.current else result
             results.append(result)
             written.extend(result.written)
             keep.update(rels)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import html
 import re
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from urllib.parse import quote, urlsplit
 
 from feedbridge.errors import DumpError
@@ -35,9 +34,12 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 _PLAIN_TITLE_LINE = re.compile(r"\[(.*)\]\((https?://[^/?#\s()\[\]]+(?:[/?#]\S*)?)\)")
 #: The header in the form nearly every real dump has: a 13-digit epoch, a title line whose URL
 #: needs no encoding, a rule line.  ``plain_header`` reads it with this one match.
+#: The common header.  The URL is matched only if it is already in URI form (the host and
+#: the rest drawn from the characters ``_URI_SAFE`` lists), so nothing needs encoding.
 _PLAIN_HEAD = re.compile(
     r"\ufeff?<!--(1[0-9]{12})-->\r?\n"
-    r"\[(.*)\]\((https?://[^/?#\s()\[\]]+(?:[/?#]\S*)?)\)\r?\n"
+    r"\[(.*)\]\((https?://[0-9A-Za-z;:@&=+$,\-_.!~*'%]+"
+    r"(?:[/?#][0-9A-Za-z;/?:@&=+$,\-_.!~*'()%#\[\]]*)?)\)\r?\n"
     r"-{3,}\r?\n"
 )
 _PLAIN_TITLE_UNSAFE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff&]")
@@ -220,6 +222,8 @@ def zoned_time(text: str) -> datetime | None:
     text = collapse(text)
     if not text:
         return None
+    from email.utils import parsedate_to_datetime  # only fallbacks need it: not at start-up
+
     when: datetime | None = None
     try:
         when = parsedate_to_datetime(text)
@@ -301,7 +305,7 @@ def plain_header(text: str) -> tuple[str, str, str, int] | None:
     if m is None:
         return None
     epoch, title, url = m.groups()
-    if _PLAIN_TITLE_UNSAFE.search(title) or not url.isascii() or _URI_UNSAFE.search(url):
+    if _PLAIN_TITLE_UNSAFE.search(title):
         return None
     title = " ".join(title.split())
     if not title:

@@ -20,7 +20,7 @@ import re
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from stat import S_ISREG
@@ -252,6 +252,16 @@ def row_warnings(r: DbRow) -> list[str]:
 
 
 @dataclass(frozen=True, slots=True)
+class Held:
+    """Writes a scan worker leaves to its parent: cleaned contents and the states of the feeds
+    it rendered.  Stored by the parent as results arrive, they never make a worker wait for
+    the other worker's insert."""
+
+    contents: list[tuple[Row, Content]] = field(default_factory=list)
+    feeds: list[tuple[str, str, int, list[list[object]]]] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
 class ScanResult:
     """One source folder scanned.  ``rows`` and ``deleted`` are what the caller still has to
     store; a worker process stores its own and reports only how many it ``parsed`` and the
@@ -263,6 +273,8 @@ class ScanResult:
     deleted: list[str]
     parsed: int = 0
     warnings: tuple[str, ...] = ()
+    note: object = None
+    held: Held | None = None
 
 
 Known = dict[str, tuple[int, int]]
@@ -284,63 +296,127 @@ def _plain_facts(folder: int, name: str) -> tuple[str, str, str, int] | None:
     return plain_head(data[:HEAD_BYTES], complete=len(data) <= HEAD_BYTES)
 
 
+def _head_of_new(folder: int, name: str, max_bytes: int) -> tuple[os.stat_result, bytes] | None:
+    """A file the index has never seen: its stat and its head (empty if it is too large to be
+    a dump, or could not be read: ``read_dump`` then says why).  None if it is gone or not a
+    regular file.  Opening first and asking the descriptor saves a path lookup."""
+    try:
+        fd = os.open(name, _OPEN_FLAGS | os.O_NONBLOCK, dir_fd=folder)
+    except FileNotFoundError:
+        return None
+    except OSError:  # unreadable, a socket, ...: the stat decides whether it is a dump
+        try:
+            st = os.stat(name, dir_fd=folder)
+        except OSError:
+            return None
+        return (st, b"") if S_ISREG(st.st_mode) else None
+    try:
+        st = os.fstat(fd)
+        if not S_ISREG(st.st_mode):
+            return None
+        return st, os.read(fd, HEAD_BYTES + 1) if st.st_size <= max_bytes else b""
+    except OSError:
+        return st, b""
+    finally:
+        os.close(fd)
+
+
+def _scan_new(
+    folder: int, source: str, is_dump: Callable[[str], bool], max_bytes: int
+) -> tuple[list[DbRow], list[FileStat]]:
+    """Rows for a folder the index knows nothing of (a cold build), and the files whose
+    header is not in the common form."""
+    rows: list[DbRow] = []
+    unusual: list[FileStat] = []
+    prefix = f"{source}/"
+    for name in os.listdir(folder):
+        if not is_dump(name):
+            continue
+        found = _head_of_new(folder, name, max_bytes)
+        if found is None:
+            continue
+        st, data = found
+        rel = prefix + name
+        facts = plain_head(data[:HEAD_BYTES], complete=len(data) <= HEAD_BYTES) if data else None
+        if facts is None:
+            unusual.append(FileStat(rel, source, st.st_size, st.st_mtime_ns))
+            continue
+        dump_id, url, title, published = facts
+        rows.append((rel, source, st.st_size, st.st_mtime_ns, dump_id, url, title, published, None))
+    return rows, unusual
+
+
+def _scan_known(
+    folder: int, source: str, is_dump: Callable[[str], bool], max_bytes: int, known: Known
+) -> tuple[list[DbRow], list[FileStat], set[str]]:
+    """Rows for the new and changed files of a folder, the files whose header is not in the
+    common form, and every dump present."""
+    rows: list[DbRow] = []
+    unusual: list[FileStat] = []
+    present: set[str] = set()
+    prefix = f"{source}/"
+    with os.scandir(folder) as it:
+        for entry in it:
+            name = entry.name
+            if not is_dump(name):
+                continue
+            try:
+                st = entry.stat()
+            except FileNotFoundError:
+                continue
+            if not S_ISREG(st.st_mode):
+                continue
+            rel = prefix + name
+            present.add(rel)
+            size, mtime_ns = st.st_size, st.st_mtime_ns
+            if known.get(rel) == (size, mtime_ns):
+                continue
+            facts = _plain_facts(folder, name) if size <= max_bytes else None
+            if facts is None:
+                unusual.append(FileStat(rel, source, size, mtime_ns))
+                continue
+            dump_id, url, title, published = facts
+            rows.append((rel, source, size, mtime_ns, dump_id, url, title, published, None))
+    return rows, unusual, present
+
+
 def scan_changes(root: Path, source: str, pattern: str, max_bytes: int, known: Known) -> ScanResult:
     """One source folder against what the index knows of it (``rel -> (size, mtime_ns)``):
     new and changed files parsed, deleted ones named.
 
-    The hot loop of a cold build (100,000 files): files are opened relative to the folder's
+    The hot loops of a build (100,000 files): files are opened relative to the folder's
     descriptor, and a header in the common form (``plain_head``) becomes a row directly; any
     other file goes through ``read_dump``.
     """
-    rows: list[DbRow] = []
-    present: set[str] = set()
-    unusual: list[FileStat] = []
     is_dump = dump_name_filter(pattern)
-    prefix = f"{source}/"
     try:
         folder = os.open(f"{root}/{source}", _OPEN_FLAGS | os.O_DIRECTORY)
     except (FileNotFoundError, NotADirectoryError):
         return ScanResult(source, 0, [], list(known))
     try:
-        with os.scandir(folder) as it:
-            for entry in it:
-                name = entry.name
-                if not is_dump(name):
-                    continue
-                try:
-                    st = entry.stat()
-                except FileNotFoundError:
-                    continue
-                if not S_ISREG(st.st_mode):
-                    continue
-                rel = prefix + name
-                present.add(rel)
-                size, mtime_ns = st.st_size, st.st_mtime_ns
-                if known and known.get(rel) == (size, mtime_ns):
-                    continue
-                facts = _plain_facts(folder, name) if size <= max_bytes else None
-                if facts is None:
-                    unusual.append(FileStat(rel, source, size, mtime_ns))
-                    continue
-                dump_id, url, title, published = facts
-                rows.append((rel, source, size, mtime_ns, dump_id, url, title, published, None))
+        if known:
+            rows, unusual, present = _scan_known(folder, source, is_dump, max_bytes, known)
+            seen = len(present)
+        else:
+            rows, unusual = _scan_new(folder, source, is_dump, max_bytes)
+            present, seen = set(), len(rows) + len(unusual)
     finally:
         os.close(folder)
     for fst in unusual:
         try:
             row, _ = read_dump(root, fst, max_bytes=max_bytes, head_only=True)
         except FileNotFoundError:
-            present.discard(fst.rel)
+            seen -= 1
             continue
         rows.append(db_row(row))
-    return ScanResult(source, len(present), rows, [rel for rel in known if rel not in present])
+    return ScanResult(source, seen, rows, [rel for rel in known if rel not in present])
 
 
-#: Runs in a scan worker once its source is indexed, with the worker's connection, and
-#: returns cleaned contents to cache: the build uses it to clean the bodies that source's own
-#: feed will show while other sources are still being scanned.
-AfterScan = Callable[[sqlite3.Connection, str], Iterable[tuple[Row, Content]]]
-ScanJob = tuple[Path, str, str, int, "Known | str", "AfterScan | None"]
+#: Runs in a scan worker once its source is indexed, with the worker's own Index; what it
+#: returns travels back in the ScanResult.  The build uses it to build the feeds that show
+#: only that source while other sources are still being scanned.
+AfterScan = Callable[["Index", str], object]
+ScanJob = tuple[Path, str, str, int, "Known | tuple[str, Path]", "AfterScan | None"]
 #: Scan workers take turns to write the index.  SQLite's own busy wait sleeps in steps of
 #: up to 100 ms; this lock (inherited through fork) wakes the next writer at once.
 _WRITER: contextlib.AbstractContextManager[object] = contextlib.nullcontext()
@@ -353,24 +429,23 @@ def _init_worker(lock: contextlib.AbstractContextManager[object]) -> None:
 
 def _scan_job(job: ScanJob) -> ScanResult:
     root, source, pattern, max_bytes, known, after = job
-    if not isinstance(known, str):
+    if isinstance(known, dict):
         result = scan_changes(root, source, pattern, max_bytes, known)
         return replace(result, parsed=len(result.rows), warnings=_warnings(result.rows))
     # In a worker process: a connection of its own (the parent's must not be used after fork)
     # to read what the index knows of this source and to store what changed, so rows need not
     # travel back to the parent, and one worker's insert overlaps the other's scan.
-    db = connect(known)
+    db_path, out = known
+    index = Index(Path(db_path), root=root, out=out, db=connect(db_path), writer=_WRITER)
     try:
-        result = scan_changes(root, source, pattern, max_bytes, _known_rows(db, source))
-        with _WRITER:
-            store(db, result.rows, result.deleted)
-        fresh = list(after(db, source)) if after is not None else []
-        if fresh:
-            with _WRITER:
-                store_content(db, fresh)
+        result = scan_changes(root, source, pattern, max_bytes, _known_rows(index.db, source))
+        index.apply(result.rows, result.deleted)
+        index.held = Held()
+        note = after(index, source) if after is not None else None
     finally:
-        db.close()
-    return ScanResult(source, result.seen, [], [], len(result.rows), _warnings(result.rows))
+        index.close()
+    warnings = _warnings(result.rows)
+    return ScanResult(source, result.seen, [], [], len(result.rows), warnings, note, index.held)
 
 
 def _warnings(rows: list[DbRow]) -> tuple[str, ...]:
@@ -387,13 +462,8 @@ def connect(path: str) -> sqlite3.Connection:
 
 
 def store(db: sqlite3.Connection, rows: Iterable[Row | DbRow], deleted: Iterable[str]) -> None:
-    """Store new and changed rows and forget deleted paths, in one transaction.
-
-    BEGIN IMMEDIATE takes the write lock up front, so concurrent writers queue on the busy
-    timeout instead of failing on a lock upgrade.
-    """
-    db.execute("BEGIN IMMEDIATE")
-    try:
+    """Store new and changed rows and forget deleted paths, in one transaction."""
+    with transaction(db):
         db.executemany(
             "INSERT OR REPLACE INTO dumps VALUES (?,?,?,?,?,?,?,?,?)",
             (r if isinstance(r, tuple) else db_row(r) for r in rows),
@@ -401,10 +471,6 @@ def store(db: sqlite3.Connection, rows: Iterable[Row | DbRow], deleted: Iterable
         gone = [(rel,) for rel in deleted]
         db.executemany("DELETE FROM dumps WHERE rel = ?", gone)
         db.executemany("DELETE FROM content WHERE rel = ?", gone)
-        db.execute("COMMIT")
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
 
 
 def _rows(db: sqlite3.Connection, sql: str, params: Iterable[object] = ()) -> Iterator[Row]:
@@ -436,17 +502,24 @@ def cached_content(db: sqlite3.Connection, row: Row) -> Content | None:
     return Content(r[0], r[1], r[2], r[3]) if r else None
 
 
-def store_content(db: sqlite3.Connection, items: Iterable[tuple[Row, Content]]) -> None:
+@contextlib.contextmanager
+def transaction(db: sqlite3.Connection) -> Iterator[None]:
+    """BEGIN IMMEDIATE ... COMMIT, rolled back on any error.  IMMEDIATE takes the write lock
+    up front, so a writer waits on the busy timeout instead of failing on a lock upgrade."""
     db.execute("BEGIN IMMEDIATE")
     try:
-        db.executemany(
-            "INSERT OR REPLACE INTO content VALUES (?,?,?,?,?,?,?)",
-            ((r.rel, r.size, r.mtime_ns, c.html, c.summary, c.image, c.author) for r, c in items),
-        )
-        db.execute("COMMIT")
+        yield
     except BaseException:
         db.execute("ROLLBACK")
         raise
+    db.execute("COMMIT")
+
+
+def _insert_content(db: sqlite3.Connection, items: Iterable[tuple[Row, Content]]) -> None:
+    db.executemany(
+        "INSERT OR REPLACE INTO content VALUES (?,?,?,?,?,?,?)",
+        ((r.rel, r.size, r.mtime_ns, c.html, c.summary, c.image, c.author) for r, c in items),
+    )
 
 
 def _known_rows(db: sqlite3.Connection, source: str) -> Known:
@@ -481,11 +554,15 @@ def scan_all(
         if parallel and index.path and workers > 1 and expected >= PARALLEL_MIN_FILES:
             import multiprocessing
 
-            db_path = str(index.path)
-            jobs: list[ScanJob] = [(root, s, pattern, max_bytes, db_path, after) for s in sources]
+            known = (str(index.path), index.out)
+            jobs: list[ScanJob] = [(root, s, pattern, max_bytes, known, after) for s in sources]
             context = multiprocessing.get_context("fork")
-            with context.Pool(workers, _init_worker, (context.Lock(),)) as pool:
+            lock = context.Lock()
+            with context.Pool(workers, _init_worker, (lock,)) as pool:
                 for result in pool.imap_unordered(_scan_job, jobs):
+                    if result.held:
+                        with lock:
+                            index.store_held(result.held)
                     results.append(result)
                     bar.update(result.seen)
         else:
@@ -514,11 +591,27 @@ def _listed_files(root: Path, sources: list[str]) -> int:
 class Index:
     """The persistent index of one output's dumps, cleaned contents and rendered feeds."""
 
-    def __init__(self, path: Path | None, *, root: Path, out: Path) -> None:
+    def __init__(
+        self,
+        path: Path | None,
+        *,
+        root: Path,
+        out: Path,
+        db: sqlite3.Connection | None = None,
+        writer: contextlib.AbstractContextManager[object] | None = None,
+    ) -> None:
+        """Open (checking, and rebuilding if it must) the index at ``path``; in memory if None.
+
+        A scan worker passes the connection it opened to an index its parent checked, and
+        ``writer``, the lock the workers take turns with for every write.
+        """
         self.path = path
         self.root = root
         self.out = out
-        self.db = self._open()
+        self.writer = writer or contextlib.nullcontext()
+        #: When set, cleaned contents and feed states are collected here instead of written.
+        self.held: Held | None = None
+        self.db = db or self._open()
 
     # -- opening, versioning, recovery -------------------------------------------------------
 
@@ -620,7 +713,8 @@ class Index:
 
     def apply(self, rows: Iterable[Row | DbRow], deleted: Iterable[str]) -> None:
         """Store new and changed rows and forget deleted paths, in one transaction."""
-        store(self.db, rows, deleted)
+        with self.writer:
+            store(self.db, rows, deleted)
 
     def _rows(self, sql: str, params: Iterable[object] = ()) -> Iterator[Row]:
         return _rows(self.db, sql, params)
@@ -665,13 +759,32 @@ class Index:
     # -- cleaned content --------------------------------------------------------------------
 
     def content(self, row: Row) -> Content | None:
+        if self.held:
+            for held, content in self.held.contents:
+                if (held.rel, held.size, held.mtime_ns) == (row.rel, row.size, row.mtime_ns):
+                    return content
         return cached_content(self.db, row)
 
     def store_content(self, items: Iterable[tuple[Row, Content]]) -> None:
-        store_content(self.db, items)
+        if self.held is not None:
+            self.held.contents.extend(items)
+            return
+        with self.writer, transaction(self.db):
+            _insert_content(self.db, items)
+
+    def store_held(self, held: Held) -> None:
+        """Write what a scan worker held back, in one transaction."""
+        with self.writer, transaction(self.db):
+            _insert_content(self.db, held.contents)
+            for feed in held.feeds:
+                self._insert_feed(*feed)
 
     def prune_content(self, keep: Iterable[str]) -> None:
         """Forget cleaned content no feed shows any more."""
+        with self.writer:
+            self._prune_content(keep)
+
+    def _prune_content(self, keep: Iterable[str]) -> None:
         self.db.execute("BEGIN")
         self.db.execute("CREATE TEMP TABLE IF NOT EXISTS keep (rel TEXT PRIMARY KEY)")
         self.db.execute("DELETE FROM keep")
@@ -692,13 +805,23 @@ class Index:
     def store_feed(
         self, name: str, fingerprint: str, entries: int, files: list[list[object]]
     ) -> None:
+        if self.held is not None:
+            self.held.feeds.append((name, fingerprint, entries, files))
+            return
+        with self.writer:
+            self._insert_feed(name, fingerprint, entries, files)
+
+    def _insert_feed(
+        self, name: str, fingerprint: str, entries: int, files: list[list[object]]
+    ) -> None:
         self.db.execute(
             "INSERT OR REPLACE INTO feeds VALUES (?,?,?,?)",
             (name, fingerprint, entries, json.dumps(files)),
         )
 
     def forget_feed(self, name: str) -> None:
-        self.db.execute("DELETE FROM feeds WHERE name = ?", (name,))
+        with self.writer:
+            self.db.execute("DELETE FROM feeds WHERE name = ?", (name,))
 
 
 def _newest_key(row: Row) -> tuple[int, str]:

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import feedparser
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from lxml import etree
 
 from feedbridge.config import parse_config
@@ -360,3 +362,12 @@ def test_a_source_without_valid_dumps_still_gets_a_valid_feed(tmp_path: Path) ->
         parsed = feedparser.parse((out / "empty" / fmt).read_bytes())
         assert not parsed.bozo and parsed.entries == []
     assert json.loads((out / "empty" / "feed.json").read_text())["items"] == []
+
+
+@given(st.text())
+def test_opml_attributes_are_quoted_as_saxutils_does(value: str) -> None:
+    from xml.sax.saxutils import quoteattr as reference
+
+    from feedbridge.listing import quoteattr
+
+    assert quoteattr(value) == reference(value)

@@ -244,7 +244,7 @@ def test_in_memory_index_works(tmp_path: Path) -> None:
 
 def test_no_build_imports_what_it_does_not_need(tmp_path: Path) -> None:
     """A build with nothing to render does not import feedgen, lxml, nh3, feedparser, bs4 or
-    APScheduler."""
+    APScheduler, nor what only fallbacks need (start-up time is part of every build)."""
     out, state = tmp_path / "out", tmp_path / "state"
     build(EXAMPLES, out, state=state)
     code = (
@@ -254,7 +254,7 @@ def test_no_build_imports_what_it_does_not_need(tmp_path: Path) -> None:
         "try:\n    runpy.run_module('feedbridge', run_name='__main__')\n"
         "except SystemExit as e:\n    assert not e.code, e.code\n"
         "heavy = {'feedgen', 'lxml', 'nh3', 'feedparser', 'bs4', 'apscheduler', 'watchfiles',"
-        " 'whitenoise', 'waitress'}\n"
+        " 'whitenoise', 'waitress', 'http.client', 'email.utils', 'multiprocessing.pool'}\n"
         "print(sorted(m for m in heavy if m in sys.modules))\n"
     )
     result = subprocess.run(
@@ -297,15 +297,15 @@ def test_parallel_workers_build_the_same_bytes_as_one_process(
     assert feed_bytes(out) == cold_build(dumps, tmp_path)
 
 
-def test_scan_workers_clean_the_bodies_of_single_source_feeds(
+def test_scan_workers_build_the_feeds_of_single_sources(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The parallel scan cleans, per source, what that source's own feed shows; the feeds
-    phase then cleans only the share of the multi-source feed no single-source feed has,
-    and dumps that fail to load whole (which it reports).  Bytes equal a one-process build."""
+    """The parallel scan builds, per source, the feeds that show only that source (cleaning
+    their bodies as it goes); the parent then renders only the multi-source feed and cleans
+    only what no single-source feed had.  Bytes and report equal a one-process build."""
     from feedbridge import build as build_module
     from feedbridge import index as index_module
-    from feedbridge.model import Content, FeedSpec
+    from feedbridge.model import FeedSpec
 
     from .helpers import make_corpus
 
@@ -313,33 +313,49 @@ def test_scan_workers_clean_the_bodies_of_single_source_feeds(
     config = Config(
         limit=5, feeds=(FeedSpec(name="all", title="All", sources=("voa", "rfi"), limit=12),)
     )
-    serial = cold_build(dumps, tmp_path, config=config)
+    fresh = tmp_path / "serial"
+    serial_report = build(dumps, fresh / "out", config, state=fresh / "state")
+    serial = feed_bytes(fresh / "out")
+
     prefetched: list[index_module.Row] = []
-    original = build_module.Builder._prefetch
+    rendered_here: list[str] = []
+    prefetch, build_feed = build_module.Builder._prefetch, build_module.Builder._build_feed
 
-    def spy(self: build_module.Builder, rows: list[index_module.Row]) -> None:
-        prefetched.extend(rows)
-        original(self, rows)
+    def spy_prefetch(self: build_module.Builder, rows: list[index_module.Row]) -> None:
+        prefetched.extend(rows)  # recorded in this process only, not in forked workers
+        prefetch(self, rows)
 
-    monkeypatch.setattr(build_module.Builder, "_prefetch", spy)
+    def spy_build_feed(
+        self: build_module.Builder, plan: build_module.FeedPlan, now: int
+    ) -> tuple[build_module.FeedResult, list[str]]:
+        if not plan.current:
+            rendered_here.append(plan.spec.name)
+        return build_feed(self, plan, now)
+
+    monkeypatch.setattr(build_module.Builder, "_prefetch", spy_prefetch)
+    monkeypatch.setattr(build_module.Builder, "_build_feed", spy_build_feed)
     monkeypatch.setattr(index_module, "PARALLEL_MIN_FILES", 1)
     out, state = tmp_path / "out", tmp_path / "state"
-    build(dumps, out, config, state=state)
+    report = build(dumps, out, config, state=state)
     assert feed_bytes(out) == serial
+    assert rendered_here == ["all"]
+    written = {Path(p).relative_to(out) for p in report.written}
+    assert written == {Path(p).relative_to(fresh / "out") for p in serial_report.written}
+    assert [(f.name, f.entries) for f in report.feeds] == [
+        (f.name, f.entries) for f in serial_report.feeds
+    ]
 
     index = Index(state / INDEX_NAME, root=dumps, out=out)
     try:
-        spec_all = resolve_feeds(config, index_module.list_sources(dumps))
-        now = int(NOW.timestamp())
-        shown = {spec.name: build_module.select(index, spec, now) for spec in spec_all}
+        specs = resolve_feeds(config, index_module.list_sources(dumps))
+        shown = {
+            spec.name: build_module.select(index, spec, int(NOW.timestamp())) for spec in specs
+        }
     finally:
         index.close()
     own = {r.rel for name, rows in shown.items() if name != "all" for r in rows}
-    for row in prefetched:
-        loaded = build_module.load_content(dumps, row, Config().max_bytes)
-        assert row.rel not in own or not isinstance(loaded, Content), row.rel
-    assert {r.rel for r in shown["all"]} - own <= {r.rel for r in prefetched}
-    assert len(prefetched) < len(own)
+    assert {r.rel for r in prefetched} == {r.rel for r in shown["all"]} - own
+    assert prefetched
 
 
 def test_fast_header_path_stores_the_same_rows_as_the_full_parser(
