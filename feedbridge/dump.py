@@ -34,13 +34,15 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 _PLAIN_TITLE_LINE = re.compile(r"\[(.*)\]\((https?://[^/?#\s()\[\]]+(?:[/?#]\S*)?)\)")
 #: The header in the form nearly every real dump has: a 13-digit epoch, a title line whose URL
 #: needs no encoding, a rule line.  ``plain_header`` reads it with this one match.
-#: The common header.  The URL is matched only if it is already in URI form (the host and
-#: the rest drawn from the characters ``_URI_SAFE`` lists), so nothing needs encoding.
+#: The common header, matched on the bytes of a file.  The URL is matched only if it is
+#: already in URI form (the host and the rest drawn from the characters ``_URI_SAFE`` lists),
+#: so nothing needs encoding; ASCII ``]`` and ``(`` never occur inside a UTF-8 sequence, so the
+#: title splits where it would in text.
 _PLAIN_HEAD = re.compile(
-    r"\ufeff?<!--(1[0-9]{12})-->\r?\n"
-    r"\[(.*)\]\((https?://[0-9A-Za-z;:@&=+$,\-_.!~*'%]+"
-    r"(?:[/?#][0-9A-Za-z;/?:@&=+$,\-_.!~*'()%#\[\]]*)?)\)\r?\n"
-    r"-{3,}\r?\n"
+    rb"(?:\xef\xbb\xbf)?<!--(1[0-9]{12})-->\r?\n"
+    rb"\[(.*)\]\((https?://[0-9A-Za-z;:@&=+$,\-_.!~*'%]+"
+    rb"(?:[/?#][0-9A-Za-z;/?:@&=+$,\-_.!~*'()%#\[\]]*)?)\)\r?\n"
+    rb"-{3,}\r?\n"
 )
 _PLAIN_TITLE_UNSAFE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff&]")
 #: URLs that are already their own id: lower-case host, no port, a path, no fragment.
@@ -64,23 +66,48 @@ def collapse(text: str) -> str:
     return _SPACE.sub(" ", text).strip()
 
 
+def header_end(data: bytes) -> int:
+    """Offset just past the fourth line: a header is at most four lines (epoch, title, rule,
+    date line); what follows is the body."""
+    end = -1
+    for _ in range(4):
+        end = data.find(b"\n", end + 1)
+        if end < 0:
+            return len(data)
+    return end + 1
+
+
+def _strict(data: bytes, start: int, stop: int, path: str, *, cut: bool) -> str:
+    """``data[start:stop]`` as text; a NUL byte or invalid UTF-8 is a DumpError naming its
+    line in ``data``.  With ``cut``, a multi-byte character cut at the end is left out."""
+    chunk = data[start:stop]
+    nul = chunk.find(b"\0")
+    if nul >= 0:
+        line = data.count(b"\n", 0, start + nul) + 1
+        raise DumpError(path, line, "NUL byte: a binary file, not a dump")
+    try:
+        return decode_head(chunk) if cut else chunk.decode("utf-8")
+    except UnicodeDecodeError as e:
+        at = start + e.start
+        line = data.count(b"\n", 0, at) + 1
+        raise DumpError(path, line, f"not UTF-8 (byte 0x{data[at]:02x} at offset {at})") from e
+
+
 def decode(data: bytes, path: str, *, complete: bool = True) -> str:
     """Bytes -> text without the BOM; NUL bytes and invalid UTF-8 are DumpErrors.
 
-    With ``complete=False`` the data is the head of a longer file: a multi-byte character cut
-    at the end is not an error.  XML-forbidden characters are left for the caller to strip
-    from what it uses (``strip_forbidden``), so a header-only read never scans the body.
+    The header lines are judged first, then the body.  With ``complete=False`` the data is
+    the head of a longer file and only its header lines are judged: the body is judged when
+    the dump is read whole (for a feed, or by ``check``), so a scan never pays for decoding
+    bodies; here it is decoded leniently, for the date fallback only.  XML-forbidden
+    characters are left for the caller to strip from what it uses (``strip_forbidden``).
     """
-    nul = data.find(b"\0")
-    if nul >= 0:
-        raise DumpError(path, data.count(b"\n", 0, nul) + 1, "NUL byte: a binary file, not a dump")
-    try:
-        text = data.decode("utf-8") if complete else decode_head(data)
-    except UnicodeDecodeError as e:
-        line = data.count(b"\n", 0, e.start) + 1
-        raise DumpError(
-            path, line, f"not UTF-8 (byte 0x{data[e.start]:02x} at offset {e.start})"
-        ) from e
+    split = header_end(data)
+    head = _strict(data, 0, split, path, cut=not complete and split == len(data))
+    if complete:
+        text = head + _strict(data, split, len(data), path, cut=False)
+    else:
+        text = head + data[split:].decode("utf-8", "replace")
     return text[1:] if text.startswith("\ufeff") else text
 
 
@@ -295,34 +322,49 @@ def _line(parts: list[str], idx: int) -> str:
 
 
 def plain_header(text: str) -> tuple[str, str, str, int] | None:
-    """(id, URL, title, epoch seconds) of a header in the common form, or None.
+    """``plain_head`` of a whole dump given as text."""
+    try:
+        data = text.encode("utf-8")
+    except UnicodeEncodeError:
+        return None
+    return plain_head(data, complete=True)
 
-    A fast path for scanning: it answers only when ``parse_dump`` would give the same id, URL,
-    title and time with no warning, and leaves every other case (entities, control characters,
-    URLs that need encoding, fallbacks, anything unusual) to ``parse_dump``.
+
+def plain_head(data: bytes, *, complete: bool) -> tuple[str, str, str, int] | None:
+    """(id, URL, title, epoch seconds) of a dump whose header is in the common form, or None.
+
+    A fast path for scanning, matched on the bytes: it answers only when ``parse_dump`` would
+    give the same id, URL, title and time with no warning, and leaves every other case
+    (entities, control characters, URLs that need encoding, fallbacks, NUL bytes or bad UTF-8
+    where ``parse_dump`` judges them, anything unusual) to ``parse_dump``.  ``complete`` says
+    whether ``data`` is the whole file or only its head (see ``decode``).
     """
-    m = _PLAIN_HEAD.match(text)
+    m = _PLAIN_HEAD.match(data)
     if m is None:
         return None
-    epoch, title, url = m.groups()
+    if complete:
+        judged = data
+    else:
+        # parse_dump also judges the fourth line (a date line, or the blank line after the rule).
+        end = data.find(b"\n", m.end())
+        if end < 0:
+            return None
+        judged = data[m.end() : end]
+    if b"\0" in judged:
+        return None
+    epoch, title_bytes, url = m.groups()
+    try:
+        judged.decode("utf-8")
+        title = title_bytes.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
     if _PLAIN_TITLE_UNSAFE.search(title):
         return None
     title = " ".join(title.split())
     if not title:
         return None
-    return normalize_url(url), url, title, int(epoch) // 1000
-
-
-def plain_head(data: bytes, *, complete: bool) -> tuple[str, str, str, int] | None:
-    """``plain_header`` for the first bytes of a file: None too for NUL bytes or bad UTF-8,
-    which ``parse_dump`` must judge."""
-    if b"\0" in data:
-        return None
-    try:
-        text = data.decode("utf-8") if complete else decode_head(data)
-    except UnicodeDecodeError:
-        return None
-    return plain_header(text)
+    link = url.decode("ascii")
+    return normalize_url(link), link, title, int(epoch) // 1000
 
 
 def parse_dump(data: bytes, *, path: str, mtime: datetime, complete: bool = True) -> Dump:

@@ -320,6 +320,44 @@ def test_head_only_parse_has_no_body() -> None:
     assert (head.id, head.title, head.published) == (full.id, full.title, full.published)
 
 
+@pytest.mark.parametrize("broken", [b"\0", b"\xff", b"\xe6\x97<"])
+def test_a_head_judges_the_header_lines_and_a_whole_file_everything(broken: bytes) -> None:
+    header = "<!--1641833943000-->\n[标题](https://x.org/a)\n------\n\n".encode()
+    data = header + b"<p>" + "正文".encode() * 50 + broken + b"</p>\n" + b"x" * 4096
+    head = parse_dump(data[:2048], path="p.md", mtime=MTIME, complete=False)
+    assert (head.title, head.url, head.provenance) == ("标题", "https://x.org/a", Provenance.EPOCH)
+    assert plain_head(data[:2048], complete=False) == (
+        head.id,
+        head.url,
+        head.title,
+        int(head.published.timestamp()),
+    )
+    with pytest.raises(DumpError) as whole:
+        parse_dump(data, path="p.md", mtime=MTIME)
+    assert whole.value.line == 5
+    assert plain_head(data, complete=True) is None
+
+
+@pytest.mark.parametrize(
+    ("data", "line", "reason"),
+    [
+        (b"<!--1641833943000-->\n[t\xff](https://x.org/a)\n------\n\n<p>x</p>", 2, "UTF-8"),
+        (b"<!--1641833943000-->\n[t](https://x.org/a)\n---\0\n\n<p>x</p>", 3, "NUL"),
+        (b"<!--1641833943000-->\n[t](https://x.org/a)\n------\n\xff\n<p>x</p>", 4, "UTF-8"),
+        (b"<!--1641833943000-->\n[t](https://x.org/a)\n------\n\0\n<p>\xff</p>", 4, "NUL"),
+    ],
+)
+def test_broken_header_lines_are_the_same_error_in_a_head_and_a_whole_file(
+    data: bytes, line: int, reason: str
+) -> None:
+    padded = data + b"x" * 4096
+    for complete, part in ((False, padded[:2048]), (True, padded)):
+        with pytest.raises(DumpError) as e:
+            parse_dump(part, path="p.md", mtime=MTIME, complete=complete)
+        assert (e.value.line, reason in e.value.reason) == (line, True)
+        assert plain_head(part, complete=complete) is None
+
+
 def test_cut_multibyte_character_in_head_is_fine() -> None:
     raw = (EDGE / "standard.md").read_bytes()
     cut = raw.index("第".encode()) + 1
