@@ -8,7 +8,6 @@ stage missed something.
 
 from __future__ import annotations
 
-import html
 import re
 from urllib.parse import urljoin, urlsplit
 
@@ -249,9 +248,10 @@ def _remove_empty(root: etree._Element) -> None:
 
 
 def _serialize(root: etree._Element) -> str:
-    parts = [html.escape(root.text or "", quote=False)]
-    parts.extend(lxml.html.tostring(child, encoding="unicode") for child in root)
-    return "".join(parts)
+    """The inside of ``<body>`` as HTML, in one serializer call."""
+    root.attrib.clear()  # a dump may carry its own <body ...>: its attributes are not content
+    text = etree.tostring(root, method="html", encoding="unicode", with_tail=False)
+    return text.removeprefix("<body>").removesuffix("</body>")
 
 
 def _summary(root: etree._Element) -> str:

@@ -254,3 +254,10 @@ def test_embed_becomes_a_paragraph_with_a_link() -> None:
         '<p>a</p><p><a href="https://www.example.org/v/1" rel="noopener noreferrer">'
         "https://www.example.org/v/1</a></p>b"
     )
+
+
+def test_a_body_tag_inside_the_dump_adds_nothing() -> None:
+    content = clean_html(
+        'lead <body class="x" onload="evil()"><p>hi</p></body> tail', base_url="https://x.org/"
+    )
+    assert content.html == "lead <p>hi</p> tail"
