@@ -283,9 +283,15 @@ def test_declared_feed_settings_reach_every_format(tmp_path: Path) -> None:
     assert js["language"] == "zh-Hans" and js["home_page_url"] == "https://site.example/"
 
 
+@pytest.mark.parametrize("parallel", [False, True])
 def test_failed_write_leaves_old_file_and_no_temporary(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, parallel: bool
 ) -> None:
+    """Also when the feed is written by a scan worker: its error reaches the build as is."""
+    if parallel:
+        from feedbridge import index as index_module
+
+        monkeypatch.setattr(index_module, "PARALLEL_MIN_FILES", 1)
     dumps = make_corpus(tmp_path / "dumps")
     out = tmp_path / "out"
     build(dumps, out)
@@ -295,10 +301,10 @@ def test_failed_write_leaves_old_file_and_no_temporary(
     def broken(src: str, dst: str) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(os, "replace", broken)
-    with pytest.raises(PublishError, match="No space left"):
-        build(dumps, out)
-    monkeypatch.undo()
+    with monkeypatch.context() as m:
+        m.setattr(os, "replace", broken)
+        with pytest.raises(PublishError, match="No space left"):
+            build(dumps, out)
     assert snapshot(out) == before
     assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
     build(dumps, out)  # and the next build recovers
