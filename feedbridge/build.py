@@ -216,13 +216,7 @@ class Builder:
                 progress=self.progress,
                 after=None if now is None else SourceFeeds(self.target, tuple(feeds), now),
             )
-            built = {
-                result.name: result
-                for r in results
-                if isinstance(r.note, list)
-                for result in r.note
-                if isinstance(result, FeedResult)
-            }
+            built = {feed.name: feed for r in results for feed in r.built}
             rows: list[DbRow] = [row for r in results for row in r.rows]
             deleted = [rel for r in results for rel in r.deleted]
             seen = sum(r.seen for r in results)

@@ -33,11 +33,10 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 #: The common title line: the greedy title stops at the last ``](`` before an http(s) URL.
 _PLAIN_TITLE_LINE = re.compile(r"\[(.*)\]\((https?://[^/?#\s()\[\]]+(?:[/?#]\S*)?)\)")
 #: The header in the form nearly every real dump has: a 13-digit epoch, a title line whose URL
-#: needs no encoding, a rule line.  ``plain_header`` reads it with this one match.
-#: The common header, matched on the bytes of a file.  The URL is matched only if it is
-#: already in URI form (the host and the rest drawn from the characters ``_URI_SAFE`` lists),
-#: so nothing needs encoding; ASCII ``]`` and ``(`` never occur inside a UTF-8 sequence, so the
-#: title splits where it would in text.
+#: needs no encoding, a rule line.  ``plain_head`` reads it with this one match on the bytes of
+#: a file.  The URL is matched only if it is already in URI form (the host and the rest drawn
+#: from the characters ``_URI_SAFE`` lists); ASCII ``]`` and ``(`` never occur inside a UTF-8
+#: sequence, so the title splits where it would in text.
 _PLAIN_HEAD = re.compile(
     rb"(?:\xef\xbb\xbf)?<!--(1[0-9]{12})-->\r?\n"
     rb"\[(.*)\]\((https?://[0-9A-Za-z;:@&=+$,\-_.!~*'%]+"
@@ -319,15 +318,6 @@ def resolve_time(
 
 def _line(parts: list[str], idx: int) -> str:
     return strip_forbidden(parts[idx]).strip() if idx < len(parts) else ""
-
-
-def plain_header(text: str) -> tuple[str, str, str, int] | None:
-    """``plain_head`` of a whole dump given as text."""
-    try:
-        data = text.encode("utf-8")
-    except UnicodeEncodeError:
-        return None
-    return plain_head(data, complete=True)
 
 
 def plain_head(data: bytes, *, complete: bool) -> tuple[str, str, str, int] | None:

@@ -28,13 +28,14 @@ from stat import S_ISREG
 from feedbridge import __version__
 from feedbridge.dump import parse_dump, plain_head
 from feedbridge.errors import DumpError
-from feedbridge.model import Content, Dump, Provenance, Rejection
+from feedbridge.model import Content, Dump, FeedResult, Provenance, Rejection
 from feedbridge.progress import Progress, no_progress
 
 logger = logging.getLogger(__name__)
 
 #: Bytes read to parse a header; the rest of a dump is its body.
 HEAD_BYTES = 2048
+_OPEN_FLAGS = os.O_RDONLY | os.O_CLOEXEC
 #: Bump when the tables change; the index version also includes feedbridge's version, since
 #: cached content depends on the cleaning code.
 SCHEMA = 4
@@ -95,8 +96,9 @@ def list_sources(root: Path) -> list[str]:
         return []
 
 
-def dump_entries(folder: Path, pattern: str) -> Iterator[tuple[str, os.stat_result]]:
-    """(name, stat) of every dump in a source folder; nothing if the folder is gone."""
+def dump_entries(folder: Path | int, pattern: str) -> Iterator[tuple[str, os.stat_result]]:
+    """(name, stat) of every dump in a source folder (a path, or an open descriptor, which
+    makes each stat relative to it); nothing if the folder is gone."""
     is_dump = dump_name_filter(pattern)
     try:
         it = os.scandir(folder)
@@ -160,9 +162,10 @@ def _rejected(st: FileStat, line: int, reason: str) -> Row:
     )
 
 
-def _read(path: str, limit: int) -> bytes:
-    """Up to ``limit`` bytes of a file (plain os calls: a scan reads thousands of heads)."""
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+def _read(path: str, limit: int, dir_fd: int | None = None) -> bytes:
+    """Up to ``limit`` bytes of a file (plain os calls: a scan reads thousands of heads);
+    with ``dir_fd``, ``path`` is relative to that open folder."""
+    fd = os.open(path, _OPEN_FLAGS, dir_fd=dir_fd)
     try:
         return os.read(fd, limit)
     finally:
@@ -273,27 +276,25 @@ class ScanResult:
     deleted: list[str]
     parsed: int = 0
     warnings: tuple[str, ...] = ()
-    note: object = None
+    built: tuple[FeedResult, ...] = ()
     held: Held | None = None
 
 
 Known = dict[str, tuple[int, int]]
 
 
-_OPEN_FLAGS = os.O_RDONLY | os.O_CLOEXEC
+def _head_facts(data: bytes) -> tuple[str, str, str, int] | None:
+    """``plain_head`` of up to ``HEAD_BYTES + 1`` bytes read from a file's start (one byte
+    more tells whether the head is the whole file); None for nothing read."""
+    return plain_head(data[:HEAD_BYTES], complete=len(data) <= HEAD_BYTES) if data else None
 
 
 def _plain_facts(folder: int, name: str) -> tuple[str, str, str, int] | None:
     """``plain_head`` of a file in an open folder; None if it cannot be read."""
     try:
-        fd = os.open(name, _OPEN_FLAGS, dir_fd=folder)
-        try:
-            data = os.read(fd, HEAD_BYTES + 1)
-        finally:
-            os.close(fd)
+        return _head_facts(_read(name, HEAD_BYTES + 1, dir_fd=folder))
     except OSError:
         return None
-    return plain_head(data[:HEAD_BYTES], complete=len(data) <= HEAD_BYTES)
 
 
 def _head_of_new(folder: int, name: str, max_bytes: int) -> tuple[os.stat_result, bytes] | None:
@@ -322,13 +323,14 @@ def _head_of_new(folder: int, name: str, max_bytes: int) -> tuple[os.stat_result
 
 
 def _scan_new(
-    folder: int, source: str, is_dump: Callable[[str], bool], max_bytes: int
+    folder: int, source: str, pattern: str, max_bytes: int
 ) -> tuple[list[DbRow], list[FileStat]]:
     """Rows for a folder the index knows nothing of (a cold build), and the files whose
     header is not in the common form."""
     rows: list[DbRow] = []
     unusual: list[FileStat] = []
     prefix = f"{source}/"
+    is_dump = dump_name_filter(pattern)
     for name in os.listdir(folder):
         if not is_dump(name):
             continue
@@ -337,7 +339,7 @@ def _scan_new(
             continue
         st, data = found
         rel = prefix + name
-        facts = plain_head(data[:HEAD_BYTES], complete=len(data) <= HEAD_BYTES) if data else None
+        facts = _head_facts(data)
         if facts is None:
             unusual.append(FileStat(rel, source, st.st_size, st.st_mtime_ns))
             continue
@@ -347,7 +349,7 @@ def _scan_new(
 
 
 def _scan_known(
-    folder: int, source: str, is_dump: Callable[[str], bool], max_bytes: int, known: Known
+    folder: int, source: str, pattern: str, max_bytes: int, known: Known
 ) -> tuple[list[DbRow], list[FileStat], set[str]]:
     """Rows for the new and changed files of a folder, the files whose header is not in the
     common form, and every dump present."""
@@ -355,28 +357,18 @@ def _scan_known(
     unusual: list[FileStat] = []
     present: set[str] = set()
     prefix = f"{source}/"
-    with os.scandir(folder) as it:
-        for entry in it:
-            name = entry.name
-            if not is_dump(name):
-                continue
-            try:
-                st = entry.stat()
-            except FileNotFoundError:
-                continue
-            if not S_ISREG(st.st_mode):
-                continue
-            rel = prefix + name
-            present.add(rel)
-            size, mtime_ns = st.st_size, st.st_mtime_ns
-            if known.get(rel) == (size, mtime_ns):
-                continue
-            facts = _plain_facts(folder, name) if size <= max_bytes else None
-            if facts is None:
-                unusual.append(FileStat(rel, source, size, mtime_ns))
-                continue
-            dump_id, url, title, published = facts
-            rows.append((rel, source, size, mtime_ns, dump_id, url, title, published, None))
+    for name, st in dump_entries(folder, pattern):
+        rel = prefix + name
+        present.add(rel)
+        size, mtime_ns = st.st_size, st.st_mtime_ns
+        if known.get(rel) == (size, mtime_ns):
+            continue
+        facts = _plain_facts(folder, name) if size <= max_bytes else None
+        if facts is None:
+            unusual.append(FileStat(rel, source, size, mtime_ns))
+            continue
+        dump_id, url, title, published = facts
+        rows.append((rel, source, size, mtime_ns, dump_id, url, title, published, None))
     return rows, unusual, present
 
 
@@ -388,17 +380,16 @@ def scan_changes(root: Path, source: str, pattern: str, max_bytes: int, known: K
     descriptor, and a header in the common form (``plain_head``) becomes a row directly; any
     other file goes through ``read_dump``.
     """
-    is_dump = dump_name_filter(pattern)
     try:
         folder = os.open(f"{root}/{source}", _OPEN_FLAGS | os.O_DIRECTORY)
     except (FileNotFoundError, NotADirectoryError):
         return ScanResult(source, 0, [], list(known))
     try:
         if known:
-            rows, unusual, present = _scan_known(folder, source, is_dump, max_bytes, known)
+            rows, unusual, present = _scan_known(folder, source, pattern, max_bytes, known)
             seen = len(present)
         else:
-            rows, unusual = _scan_new(folder, source, is_dump, max_bytes)
+            rows, unusual = _scan_new(folder, source, pattern, max_bytes)
             present, seen = set(), len(rows) + len(unusual)
     finally:
         os.close(folder)
@@ -412,10 +403,10 @@ def scan_changes(root: Path, source: str, pattern: str, max_bytes: int, known: K
     return ScanResult(source, seen, rows, [rel for rel in known if rel not in present])
 
 
-#: Runs in a scan worker once its source is indexed, with the worker's own Index; what it
-#: returns travels back in the ScanResult.  The build uses it to build the feeds that show
-#: only that source while other sources are still being scanned.
-AfterScan = Callable[["Index", str], object]
+#: Runs in a scan worker once its source is indexed, with the worker's own Index: the build
+#: uses it to build the feeds that show only that source while other sources are still being
+#: scanned.  The feeds it built travel back in the ScanResult.
+AfterScan = Callable[["Index", str], list[FeedResult]]
 ScanJob = tuple[Path, str, str, int, "Known | tuple[str, Path]", "AfterScan | None"]
 #: Scan workers take turns to write the index.  SQLite's own busy wait sleeps in steps of
 #: up to 100 ms; this lock (inherited through fork) wakes the next writer at once.
@@ -441,11 +432,11 @@ def _scan_job(job: ScanJob) -> ScanResult:
         result = scan_changes(root, source, pattern, max_bytes, _known_rows(index.db, source))
         index.apply(result.rows, result.deleted)
         index.held = Held()
-        note = after(index, source) if after is not None else None
+        built = tuple(after(index, source)) if after is not None else ()
     finally:
         index.close()
     warnings = _warnings(result.rows)
-    return ScanResult(source, result.seen, [], [], len(result.rows), warnings, note, index.held)
+    return ScanResult(source, result.seen, [], [], len(result.rows), warnings, built, index.held)
 
 
 def _warnings(rows: list[DbRow]) -> tuple[str, ...]:
@@ -471,35 +462,6 @@ def store(db: sqlite3.Connection, rows: Iterable[Row | DbRow], deleted: Iterable
         gone = [(rel,) for rel in deleted]
         db.executemany("DELETE FROM dumps WHERE rel = ?", gone)
         db.executemany("DELETE FROM content WHERE rel = ?", gone)
-
-
-def _rows(db: sqlite3.Connection, sql: str, params: Iterable[object] = ()) -> Iterator[Row]:
-    for r in db.execute(sql, tuple(params)):
-        yield from_db(r)
-
-
-def newest(db: sqlite3.Connection, sources: Iterable[str], now: int) -> Iterator[Row]:
-    """Accepted dumps of these sources, newest first (then by path), none after ``now``.
-
-    One walk of ``dumps_newest`` per source, merged: a feed reads only as many rows as it
-    shows."""
-    sql = (
-        "SELECT * FROM dumps WHERE source = ? AND published <= ? ORDER BY published DESC, rel DESC"
-    )
-    walks = [_rows(db, sql, (source, now)) for source in sorted(set(sources))]
-    if len(walks) == 1:
-        return walks[0]
-    return heapq.merge(*walks, key=_newest_key, reverse=True)
-
-
-def cached_content(db: sqlite3.Connection, row: Row) -> Content | None:
-    """A dump's cleaned body, if it was cleaned as the file is now (same size and mtime)."""
-    r = db.execute(
-        "SELECT html, summary, image, author FROM content"
-        " WHERE rel = ? AND size = ? AND mtime_ns = ?",
-        (row.rel, row.size, row.mtime_ns),
-    ).fetchone()
-    return Content(r[0], r[1], r[2], r[3]) if r else None
 
 
 @contextlib.contextmanager
@@ -717,7 +679,8 @@ class Index:
             store(self.db, rows, deleted)
 
     def _rows(self, sql: str, params: Iterable[object] = ()) -> Iterator[Row]:
-        return _rows(self.db, sql, params)
+        for r in self.db.execute(sql, tuple(params)):
+            yield from_db(r)
 
     def sources(self) -> list[str]:
         """Every source the index knows, by a skip-scan of ``dumps_newest``."""
@@ -731,7 +694,18 @@ class Index:
         return [r[0] for r in self.db.execute(sql)]
 
     def newest(self, sources: Iterable[str], now: int) -> Iterator[Row]:
-        return newest(self.db, sources, now)
+        """Accepted dumps of these sources, newest first (then by path), none after ``now``.
+
+        One walk of ``dumps_newest`` per source, merged: a feed reads only as many rows as it
+        shows."""
+        sql = (
+            "SELECT * FROM dumps WHERE source = ? AND published <= ?"
+            " ORDER BY published DESC, rel DESC"
+        )
+        walks = [self._rows(sql, (source, now)) for source in sorted(set(sources))]
+        if len(walks) == 1:
+            return walks[0]
+        return heapq.merge(*walks, key=_newest_key, reverse=True)
 
     def future(self, now: int) -> list[Row]:
         sql = "SELECT * FROM dumps WHERE source = ? AND published > ? ORDER BY published, rel"
@@ -759,11 +733,17 @@ class Index:
     # -- cleaned content --------------------------------------------------------------------
 
     def content(self, row: Row) -> Content | None:
+        """A dump's cleaned body, if it was cleaned as the file is now (same size and mtime)."""
         if self.held:
             for held, content in self.held.contents:
                 if (held.rel, held.size, held.mtime_ns) == (row.rel, row.size, row.mtime_ns):
                     return content
-        return cached_content(self.db, row)
+        r = self.db.execute(
+            "SELECT html, summary, image, author FROM content"
+            " WHERE rel = ? AND size = ? AND mtime_ns = ?",
+            (row.rel, row.size, row.mtime_ns),
+        ).fetchone()
+        return Content(r[0], r[1], r[2], r[3]) if r else None
 
     def store_content(self, items: Iterable[tuple[Row, Content]]) -> None:
         if self.held is not None:
@@ -781,16 +761,11 @@ class Index:
 
     def prune_content(self, keep: Iterable[str]) -> None:
         """Forget cleaned content no feed shows any more."""
-        with self.writer:
-            self._prune_content(keep)
-
-    def _prune_content(self, keep: Iterable[str]) -> None:
-        self.db.execute("BEGIN")
-        self.db.execute("CREATE TEMP TABLE IF NOT EXISTS keep (rel TEXT PRIMARY KEY)")
-        self.db.execute("DELETE FROM keep")
-        self.db.executemany("INSERT OR IGNORE INTO keep VALUES (?)", ((k,) for k in keep))
-        self.db.execute("DELETE FROM content WHERE rel NOT IN (SELECT rel FROM keep)")
-        self.db.execute("COMMIT")
+        with self.writer, transaction(self.db):
+            self.db.execute("CREATE TEMP TABLE IF NOT EXISTS keep (rel TEXT PRIMARY KEY)")
+            self.db.execute("DELETE FROM keep")
+            self.db.executemany("INSERT OR IGNORE INTO keep VALUES (?)", ((k,) for k in keep))
+            self.db.execute("DELETE FROM content WHERE rel NOT IN (SELECT rel FROM keep)")
 
     # -- rendered feeds ---------------------------------------------------------------------
 
