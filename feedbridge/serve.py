@@ -4,18 +4,36 @@ Both are well-kept libraries; nothing here speaks HTTP by hand.  WhiteNoise runs
 autorefresh mode so every request sees the file on disk as it is now: feeds change under it,
 and its ETag and Last-Modified come from the file's size and mtime, which feedbridge keeps
 unchanged when the bytes are unchanged.  It answers HEAD, 304 for If-None-Match and
-If-Modified-Since, refuses paths outside OUT, and serves ``index.html`` for ``/``.
+If-Modified-Since, serves ``NAME/index.html`` for ``NAME/`` and redirects ``NAME`` there.
+
+What it serves: only visible regular files whose real path is inside OUT (no dot segment in
+the URL or in the real path, no ``*.tmp``, no symlink out of OUT, no FIFO or device).
+
+How it stays up (waitress reads every request whole in its event loop before a worker sees
+it, so slow clients cost a socket, never a thread):
+
+- a connection that is not being answered must deliver a whole request within
+  ``request_timeout`` seconds of connecting or of its last response (waitress' own
+  ``channel_timeout`` only counts inactivity, which one byte a second never reaches);
+- at ``connection_limit`` a new connection is still accepted, and the connection that has
+  been waiting longest for its request is closed instead (waitress would stop accepting);
+- the event loop uses ``poll``, which has no 1024-descriptor ceiling.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import resource
 import socket
+import stat
 import threading
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
+from wsgiref.headers import Headers
 
 from feedbridge.errors import ConfigError
 
@@ -31,6 +49,17 @@ MEDIA_TYPES = {
 }
 #: Readers poll; let caches keep a feed for a minute, then revalidate (cheap: 304).
 MAX_AGE = 60
+#: Seconds a connection may take to deliver a whole request (head and body).
+REQUEST_TIMEOUT = 10.0
+#: Seconds a response may wait for its reader to take any byte.
+SEND_TIMEOUT = 30
+#: Open connections before the longest-waiting one is closed for a new one.
+CONNECTION_LIMIT = 1000
+#: Descriptors kept free for the rest of the process (index, watcher, files being served).
+RESERVED_FDS = 128
+#: A static server reads no bodies; a request head fits in nginx's default buffers.
+MAX_HEADER_BYTES = 32 * 1024
+MAX_BODY_BYTES = 64 * 1024
 
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
@@ -45,6 +74,53 @@ def parse_listen(value: str) -> tuple[str, int]:
     return host, int(port)
 
 
+def served_base_url(host: str, port: int) -> str:
+    """The URL readers on this machine reach ``host:port`` at (a wildcard means loopback)."""
+    if port == 0:
+        raise ConfigError(
+            "--serve with port 0 has no address to link to: set --base-url or base_url"
+        )
+    if host in ("0.0.0.0", ""):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
+
+
+def is_visible(url_path: str) -> bool:
+    """No dot segment (``.``, ``..``, ``.hidden``), no empty segment, no temporary file."""
+    segments = url_path.removeprefix("/").split("/")
+    if segments[-1] == "":  # a folder, NAME/ (or the root)
+        segments.pop()
+    hidden = any(not s or s.startswith(".") for s in segments)
+    return not hidden and not (segments and segments[-1].endswith(".tmp"))
+
+
+def real_file(root: str, path: str) -> str:
+    """``path``'s real path if it is a visible regular file inside ``root``, else an error.
+
+    Raises whitenoise's ``IsDirectoryError`` for a folder inside ``root`` (so it can redirect
+    ``NAME`` to ``NAME/``) and ``MissingFileError`` for everything that is not to be served.
+    """
+    from whitenoise.responders import IsDirectoryError, MissingFileError
+
+    try:
+        real_root = os.path.realpath(root)
+        real = os.path.realpath(path)
+        inside = os.path.commonpath((real, real_root)) == real_root
+        mode = Path(real).stat().st_mode
+    except (OSError, ValueError):
+        raise MissingFileError(path) from None
+    relative = os.path.relpath(real, real_root).replace(os.sep, "/")
+    if not inside or not is_visible("" if relative == "." else relative):
+        raise MissingFileError(path)
+    if stat.S_ISDIR(mode):
+        raise IsDirectoryError(path)
+    if not stat.S_ISREG(mode):
+        raise MissingFileError(path)
+    return real
+
+
 def _not_found(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
     body = b"404 Not Found\n"
     start_response(
@@ -57,8 +133,27 @@ def _not_found(environ: dict[str, Any], start_response: StartResponse) -> Iterab
 def make_app(out: Path) -> WsgiApp:
     """The WSGI application that serves OUT."""
     from whitenoise import WhiteNoise
+    from whitenoise.responders import MissingFileError, StaticFile
 
     class FeedFiles(WhiteNoise):  # type: ignore[misc]
+        def find_file(self, url: str) -> Any:
+            return super().find_file(url) if is_visible(url) else None
+
+        def get_static_file(self, path: str, url: str, stat_cache: Any = None) -> Any:
+            # Every file WhiteNoise would open passes here: serve the checked real path, and
+            # offer a .gz/.br twin only when it passes the same check.
+            real = real_file(str(out), path)
+            encodings = {}
+            for encoding, suffix in (("gzip", ".gz"), ("br", ".br")):
+                with contextlib.suppress(MissingFileError):
+                    encodings[encoding] = real_file(str(out), path + suffix)
+            headers = Headers([])
+            self.add_mime_headers(headers, path, url)
+            self.add_cache_headers(headers, path, url)
+            if self.allow_all_origins:
+                headers["Access-Control-Allow-Origin"] = "*"
+            return StaticFile(real, headers.items(), encodings=encodings)
+
         def add_mime_headers(self, headers: Any, path: str, url: str) -> None:
             # WhiteNoise quotes the charset it adds (charset="utf-8"); write it plainly.
             media_type = self.media_types.get_type(path)
@@ -78,11 +173,88 @@ def make_app(out: Path) -> WsgiApp:
     return app
 
 
+def connection_limit(wanted: int = CONNECTION_LIMIT) -> int:
+    """``wanted``, or fewer if the process may not open that many descriptors."""
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return wanted
+    return max(8, min(wanted, soft - RESERVED_FDS))
+
+
+def _server_classes() -> tuple[type, type]:
+    """waitress' TCP server and channel, with a request deadline and eviction at the limit."""
+    from waitress.channel import HTTPChannel
+    from waitress.server import TcpWSGIServer
+
+    class Channel(HTTPChannel):  # type: ignore[misc]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            #: Since when this connection owes us a request (connect, or last response).
+            self.waiting_since: float = self.creation_time
+
+        def busy(self) -> bool:
+            return bool(self.requests or self.total_outbufs_len)
+
+        def service(self) -> None:
+            super().service()
+            self.waiting_since = time.time()
+
+    class DeadlineServer(TcpWSGIServer):  # type: ignore[misc]
+        channel_class = Channel
+        request_timeout = REQUEST_TIMEOUT
+        next_channel_cleanup = 0.0
+
+        def readable(self) -> bool:
+            # As waitress, minus its stop-accepting overflow state: handle_accept evicts.
+            now = time.time()
+            if now >= self.next_channel_cleanup:
+                self.next_channel_cleanup = now + self.adj.cleanup_interval
+                self.maintenance(now)
+            return bool(self.accepting)
+
+        def maintenance(self, now: float) -> None:
+            super().maintenance(now)  # waitress: inactivity (a reader taking no bytes)
+            for channel in list(self.active_channels.values()):
+                if channel.busy():
+                    channel.waiting_since = now
+                elif now - channel.waiting_since > self.request_timeout:
+                    channel.will_close = True
+
+        def handle_accept(self) -> None:
+            if len(self.active_channels) >= self.adj.connection_limit and not self._evict():
+                with contextlib.suppress(OSError):
+                    accepted = self.accept()
+                    if accepted is not None:
+                        accepted[0].close()
+                return
+            super().handle_accept()
+
+        def _evict(self) -> bool:
+            """Close (on the loop's next turn) the connection waiting longest for a request."""
+            waiting = [
+                c for c in self.active_channels.values() if not c.will_close and not c.busy()
+            ]
+            if not waiting:
+                return False
+            min(waiting, key=lambda c: c.waiting_since).will_close = True
+            return True
+
+    return DeadlineServer, Channel
+
+
 class Server:
     """waitress serving OUT in a background thread; ``close()`` stops it."""
 
-    def __init__(self, out: Path, host: str, port: int) -> None:
-        from waitress.server import create_server
+    def __init__(
+        self,
+        out: Path,
+        host: str,
+        port: int,
+        *,
+        max_connections: int = CONNECTION_LIMIT,
+        request_timeout: float = REQUEST_TIMEOUT,
+    ) -> None:
+        from waitress.adjustments import Adjustments
 
         # Bind here, so a busy port is our error to report and our socket to close.
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -93,13 +265,30 @@ class Server:
         except OSError as e:
             sock.close()
             raise ConfigError(f"cannot serve on {host}:{port}: {e.strerror or e}") from e
-        self._server = create_server(
-            make_app(out),
+        # "Task queue depth is N" is waitress thinking aloud under load, not an event.
+        logging.getLogger("waitress.queue").setLevel(logging.ERROR)
+        adj = Adjustments(
             sockets=[sock],
             threads=4,
             ident="feedbridge",
             clear_untrusted_proxy_headers=True,
+            connection_limit=connection_limit(max_connections),
+            channel_timeout=SEND_TIMEOUT,
+            cleanup_interval=1,
+            asyncore_use_poll=True,
+            max_request_header_size=MAX_HEADER_BYTES,
+            max_request_body_size=MAX_BODY_BYTES,
         )
+        server_class, _channel = _server_classes()
+        self._server = server_class(
+            make_app(out),
+            map={},
+            _sock=sock,
+            adj=adj,
+            bind_socket=False,
+            sockinfo=(sock.family, sock.type, sock.proto, sock.getsockname()),
+        )
+        self._server.request_timeout = request_timeout
         port = sock.getsockname()[1]
         self.host = host
         self.port = int(port)

@@ -4,17 +4,25 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from feedbridge.config import parse_config
 from feedbridge.errors import ConfigError
-from feedbridge.serve import Server, parse_listen
+from feedbridge.serve import Server, is_visible, parse_listen, served_base_url
 
 from .conftest import EXAMPLES
-from .daemon_helpers import CONTENT_TYPES, http_request
+from .daemon_helpers import CONTENT_TYPES, http_request, wait_for
 from .helpers import build
+from .serve_cases import (
+    SECRET,
+    plant_folder_index,
+    plant_hazards,
+    redirect_target,
+    slowloris,
+)
 
 
 @pytest.fixture
@@ -125,3 +133,145 @@ def test_parse_listen_errors(value: str) -> None:
 def test_busy_port_is_a_config_error(served: tuple[Server, Path], tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot serve"):
         Server(tmp_path, "127.0.0.1", served[0].port)
+
+
+# -- what is served: visible regular files whose real path is inside OUT ---------------------
+
+
+def test_serves_only_visible_regular_files_inside_out(
+    served: tuple[Server, Path], tmp_path: Path
+) -> None:
+    server, out = served
+    for path in plant_hazards(out, tmp_path / "outside"):
+        for method in ("GET", "HEAD"):
+            status, _, body = request(server, method, path)
+            assert status == 404, (method, path, status)
+            assert SECRET not in body
+    assert request(server, "GET", "/voa/atom.xml")[0] == 200  # the rest is still served
+
+
+def test_a_symlink_inside_out_to_a_file_inside_out_is_served(served: tuple[Server, Path]) -> None:
+    server, out = served
+    (out / "latest.xml").symlink_to(out / "voa" / "atom.xml")
+    status, _, body = request(server, "GET", "/latest.xml")
+    assert status == 200 and body == (out / "voa" / "atom.xml").read_bytes()
+
+
+def test_a_compressed_twin_outside_out_is_not_offered(
+    served: tuple[Server, Path], tmp_path: Path
+) -> None:
+    server, out = served
+    plant_hazards(out, tmp_path / "outside")
+    (out / "voa" / "atom.xml.gz").symlink_to(tmp_path / "outside" / "secret.txt")
+    status, headers, body = request(server, "GET", "/voa/atom.xml", {"Accept-Encoding": "gzip"})
+    assert status == 200 and "content-encoding" not in headers
+    assert body == (out / "voa" / "atom.xml").read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("path", "visible"),
+    [
+        ("/", True),
+        ("/voa/atom.xml", True),
+        ("/voa/", True),
+        ("/.git/config", False),
+        ("/voa/.atom.xml.1.tmp", False),
+        ("/voa/x.tmp", False),
+        ("/voa/../x", False),
+        ("/./x", False),
+        ("//x", False),
+    ],
+)
+def test_is_visible(path: str, visible: bool) -> None:
+    assert is_visible(path) is visible
+
+
+# -- folders: NAME/ is its index.html, NAME redirects there ----------------------------------
+
+
+def test_a_folder_serves_its_index_page(served: tuple[Server, Path]) -> None:
+    server, out = served
+    page = plant_folder_index(out)
+    status, headers, body = request(server, "GET", "/voa/")
+    assert status == 200 and body == page
+    assert headers["content-type"] == "text/html; charset=utf-8"
+    status, headers, _ = request(server, "GET", "/voa")
+    assert status in (301, 302)
+    assert redirect_target("/voa", headers["location"]) == "/voa/"
+
+
+def test_a_folder_without_an_index_page_is_404(served: tuple[Server, Path]) -> None:
+    server, _ = served
+    assert request(server, "GET", "/nyt/")[0] == 404
+    assert request(server, "GET", "/nyt")[0] == 404
+
+
+# -- staying up: slow and many connections ---------------------------------------------------
+
+
+def test_slowloris_does_not_lock_out_a_reader(served: tuple[Server, Path]) -> None:
+    server, out = served
+    with slowloris(server.port, 300):
+        status, _, body = request(server, "GET", "/voa/atom.xml")
+        assert status == 200 and body == (out / "voa" / "atom.xml").read_bytes()
+
+
+def test_many_readers_are_answered_during_a_slowloris(served: tuple[Server, Path]) -> None:
+    server, out = served
+    expected = (out / "voa" / "atom.xml").read_bytes()
+    with slowloris(server.port, 200), ThreadPoolExecutor(max_workers=32) as pool:
+        results = list(pool.map(lambda _: request(server, "GET", "/voa/atom.xml"), range(150)))
+    assert [status for status, _, _ in results] == [200] * 150
+    assert all(body == expected for _, _, body in results)
+
+
+def test_at_the_connection_limit_the_longest_waiting_connection_makes_room(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "out"
+    build(EXAMPLES, out)
+    server = Server(out, "127.0.0.1", 0, max_connections=20)
+    server.start()
+    try:
+        with slowloris(server.port, 60) as attack:
+            assert request(server, "GET", "/voa/atom.xml")[0] == 200
+            wait_for(lambda: attack.closed(attack.sockets[0]), what="the oldest to be closed")
+    finally:
+        server.close()
+
+
+def test_a_request_that_does_not_arrive_in_time_is_closed(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    build(EXAMPLES, out)
+    server = Server(out, "127.0.0.1", 0, request_timeout=1)
+    server.start()
+    try:
+        with slowloris(server.port, 3) as attack:
+            wait_for(
+                lambda: all(attack.closed(s) for s in attack.sockets), what="the slow requests"
+            )
+            assert request(server, "GET", "/voa/atom.xml")[0] == 200
+    finally:
+        server.close()
+
+
+# -- the address to link to when serving -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("host", "port", "url"),
+    [
+        ("127.0.0.1", 9000, "http://127.0.0.1:9000/"),
+        ("0.0.0.0", 80, "http://127.0.0.1:80/"),
+        ("::", 8080, "http://[::1]:8080/"),
+        ("::1", 8080, "http://[::1]:8080/"),
+        ("localhost", 8080, "http://localhost:8080/"),
+    ],
+)
+def test_served_base_url(host: str, port: int, url: str) -> None:
+    assert served_base_url(host, port) == url
+
+
+def test_served_base_url_needs_a_port() -> None:
+    with pytest.raises(ConfigError, match="port 0"):
+        served_base_url("127.0.0.1", 0)
