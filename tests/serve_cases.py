@@ -56,9 +56,9 @@ def plant_folder_index(out: Path) -> bytes:
     return page
 
 
-def redirect_target(path: str, location: str) -> str:
-    """Where a redirect from ``path`` leads, as a browser resolves it."""
-    return urljoin(f"http://host{path}", location).removeprefix("http://host")
+def redirect_target(port: int, path: str, location: str) -> str:
+    """Where a redirect from ``path`` on 127.0.0.1:``port`` leads, as a browser resolves it."""
+    return urljoin(f"http://127.0.0.1:{port}{path}", location)
 
 
 class Slowloris:

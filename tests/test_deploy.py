@@ -18,6 +18,7 @@ from feedbridge.config import parse_config
 from .conftest import EXAMPLES, REPO
 from .daemon_helpers import CONTENT_TYPES, free_port, http_request, wait_for
 from .helpers import build
+from .serve_cases import SECRET, plant_folder_index, plant_hazards, redirect_target
 
 pytestmark = pytest.mark.slow
 
@@ -115,6 +116,33 @@ def test_nginx_hides_dot_files(nginx: tuple[int, Path]) -> None:
     port, out = nginx
     (out / "voa" / ".atom.xml.abc.tmp").write_text("partial")
     assert _get(port, "/voa/.atom.xml.abc.tmp")[0] == 404
+
+
+def test_nginx_serves_only_visible_regular_files_inside_out(
+    nginx: tuple[int, Path], tmp_path: Path
+) -> None:
+    port, out = nginx
+    (out / ".git").mkdir()
+    (out / ".git" / "atom.xml").write_bytes(SECRET)  # a feed name cannot outrank a dot
+    served = [
+        (path, status)
+        for path in [*plant_hazards(out, tmp_path / "outside"), "/.git/atom.xml"]
+        for status, _, body in [_get(port, path)]
+        if status != 404 or SECRET in body
+    ]
+    assert served == []
+    assert _get(port, "/voa/atom.xml")[0] == 200
+
+
+def test_nginx_serves_a_folder_s_index_page(nginx: tuple[int, Path]) -> None:
+    port, out = nginx
+    page = plant_folder_index(out)
+    status, headers, body = _get(port, "/voa/")
+    assert status == 200 and body == page
+    assert headers["content-type"] == "text/html; charset=utf-8"
+    status, headers, _ = _get(port, "/voa")
+    assert status in (301, 302)
+    assert redirect_target(port, "/voa", headers["location"]) == f"http://127.0.0.1:{port}/voa/"
 
 
 def _verify_unit(text: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:

@@ -142,11 +142,14 @@ def test_serves_only_visible_regular_files_inside_out(
     served: tuple[Server, Path], tmp_path: Path
 ) -> None:
     server, out = served
-    for path in plant_hazards(out, tmp_path / "outside"):
-        for method in ("GET", "HEAD"):
-            status, _, body = request(server, method, path)
-            assert status == 404, (method, path, status)
-            assert SECRET not in body
+    served = [
+        (method, path, status)
+        for path in plant_hazards(out, tmp_path / "outside")
+        for method in ("GET", "HEAD")
+        for status, _, body in [request(server, method, path)]
+        if status != 404 or SECRET in body
+    ]
+    assert served == []
     assert request(server, "GET", "/voa/atom.xml")[0] == 200  # the rest is still served
 
 
@@ -197,7 +200,7 @@ def test_a_folder_serves_its_index_page(served: tuple[Server, Path]) -> None:
     assert headers["content-type"] == "text/html; charset=utf-8"
     status, headers, _ = request(server, "GET", "/voa")
     assert status in (301, 302)
-    assert redirect_target("/voa", headers["location"]) == "/voa/"
+    assert redirect_target(server.port, "/voa", headers["location"]) == server.url + "voa/"
 
 
 def test_a_folder_without_an_index_page_is_404(served: tuple[Server, Path]) -> None:
