@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import fnmatch
 import re
 import tomllib
@@ -50,6 +51,27 @@ def _fail(path: Path | None, message: str) -> ConfigError:
     return ConfigError(f"{where}{message}")
 
 
+#: What a TOML user calls each type.
+_TOML_TYPES: dict[type, str] = {
+    str: "a string",
+    int: "an integer",
+    float: "a number",
+    bool: "true or false",
+    list: "an array",
+    dict: "a table",
+}
+
+
+def toml_type(value: object) -> str:
+    """``value``'s type as TOML names it: 'a string', 'an integer', 'a table' ..."""
+    if isinstance(value, bool):  # first: a bool is also an int
+        return "a boolean"
+    for kind in (int, float, str, list, dict):
+        if isinstance(value, kind):
+            return _TOML_TYPES[kind]
+    return f"a {type(value).__name__}"  # a date or time
+
+
 def _typed(table: Mapping[str, Any], key: str, kind: type, where: str, src: Path | None) -> Any:
     value = table.get(key)
     if value is None:
@@ -58,14 +80,21 @@ def _typed(table: Mapping[str, Any], key: str, kind: type, where: str, src: Path
     if kind is float:
         ok = isinstance(value, int | float) and not isinstance(value, bool)
     if not ok:
-        raise _fail(src, f"{where}{key} must be a {kind.__name__}, not {type(value).__name__}")
+        raise _fail(src, f"{where}{key} must be {_TOML_TYPES[kind]}, not {toml_type(value)}")
     return value
 
 
 def _check_keys(table: Mapping[str, Any], allowed: set[str], where: str, src: Path | None) -> None:
     unknown = sorted(set(table) - allowed)
     if unknown:
-        raise _fail(src, f"unknown key {unknown[0]!r} in {where or 'the top level'}")
+        key = unknown[0]
+        close = difflib.get_close_matches(key, sorted(allowed), n=1)
+        hint = (
+            f"; did you mean {close[0]!r}?"
+            if close
+            else f"; known keys: {', '.join(sorted(allowed))}"
+        )
+        raise _fail(src, f"unknown key {key!r} in {where or 'the top level'}{hint}")
 
 
 def check_base_url(url: str, src: Path | None = None) -> str:
@@ -84,13 +113,15 @@ def check_feed_name(name: str, src: Path | None = None) -> str:
 def _feed(name: str, table: Any, defaults: Config, src: Path | None) -> FeedSpec:
     where = f"[feeds.{name}] "
     if not isinstance(table, dict):
-        raise _fail(src, f"{where}must be a table")
+        raise _fail(src, f"{where}must be a table, not {toml_type(table)}")
     _check_keys(table, FEED_KEYS, f"[feeds.{name}]", src)
     sources = table.get("sources", [name])
     if isinstance(sources, str):
         sources = [sources]
-    if not (isinstance(sources, list) and sources and all(isinstance(s, str) for s in sources)):
-        raise _fail(src, f"{where}sources must be a non-empty list of folder names or globs")
+    if not isinstance(sources, list):
+        raise _fail(src, f"{where}sources must be an array of strings, not {toml_type(sources)}")
+    if not (sources and all(isinstance(s, str) for s in sources)):
+        raise _fail(src, f"{where}sources must be a non-empty array of folder names or globs")
     limit = _typed(table, "limit", int, where, src)
     if limit is not None and limit < 1:
         raise _fail(src, f"{where}limit must be at least 1")
@@ -140,10 +171,10 @@ def parse_config(data: Mapping[str, Any], *, src: Path | None = None) -> Config:
         source=src,
     )
     if "auto_feeds" in data and not isinstance(data["auto_feeds"], bool):
-        raise _fail(src, "auto_feeds must be true or false")
+        raise _fail(src, f"auto_feeds must be true or false, not {toml_type(data['auto_feeds'])}")
     feeds = data.get("feeds", {})
     if not isinstance(feeds, dict):
-        raise _fail(src, "feeds must be a table of [feeds.NAME] tables")
+        raise _fail(src, f"feeds must be a table of [feeds.NAME] tables, not {toml_type(feeds)}")
     specs = tuple(_feed(name, table, cfg, src) for name, table in feeds.items())
     return replace(cfg, feeds=specs)
 

@@ -91,7 +91,10 @@ def test_invalid_config_is_one_line_exit_2(tmp_path: Path, dumps: Path) -> None:
     config.write_text('limit = "many"\n')
     code, _, err = run("build", "--config", str(config), *target_args(dumps, tmp_path / "o"))
     assert code == 2
-    assert err.strip() == f"feedbridge: error: {config.resolve()}: limit must be a int, not str"
+    assert (
+        err.strip()
+        == f"feedbridge: error: {config.resolve()}: limit must be an integer, not a string"
+    )
 
 
 def test_build_from_config_file_alone(tmp_path: Path) -> None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from feedbridge.cli import cli
 from feedbridge.config import feed_urls, load_config, parse_config, resolve_feeds
 from feedbridge.errors import ConfigError
 from feedbridge.model import FeedSpec
@@ -26,20 +28,35 @@ def test_bundled_example_loads() -> None:
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        ({"titel": "x"}, "unknown key 'titel' in the top level"),
+        ({"titel": "x"}, "unknown key 'titel' in the top level; did you mean 'title'?"),
+        ({"base-url": "x"}, "unknown key 'base-url' in the top level; did you mean 'base_url'?"),
+        ({"zzz": 1}, "unknown key 'zzz' in the top level; known keys: auto_feeds, base_url,"),
         ({"limit": 0}, "limit must be at least 1"),
-        ({"limit": True}, "limit must be a int"),
+        ({"limit": True}, "limit must be an integer, not a boolean"),
+        ({"limit": "50"}, "limit must be an integer, not a string"),
+        ({"limit": 2.5}, "limit must be an integer, not a number"),
+        ({"interval": "5"}, "interval must be a number, not a string"),
+        ({"title": 3}, "title must be a string, not an integer"),
+        ({"serve": 8080}, "serve must be a string, not an integer"),
+        ({"out": ["a"]}, "out must be a string, not an array"),
         ({"max_bytes": 10}, "max_bytes must be at least 64"),
         ({"interval": -1}, "interval must be positive"),
         ({"base_url": "example.org"}, "absolute http(s) URL"),
-        ({"auto_feeds": "yes"}, "auto_feeds must be true or false"),
-        ({"feeds": {"a": {"sourcez": ["x"]}}}, "unknown key 'sourcez' in [feeds.a]"),
-        ({"feeds": {"a": {"sources": []}}}, "sources must be a non-empty list"),
+        ({"auto_feeds": "yes"}, "auto_feeds must be true or false, not a string"),
+        ({"feeds": {"a": {"sourcez": ["x"]}}}, "unknown key 'sourcez' in [feeds.a]; did you mean"),
+        (
+            {"feeds": {"voa": {"tittle": "x"}}},
+            "unknown key 'tittle' in [feeds.voa]; did you mean 'title'?",
+        ),
+        ({"feeds": {"a": {"sources": []}}}, "sources must be a non-empty array"),
+        ({"feeds": {"a": {"sources": 3}}}, "[feeds.a] sources must be an array of strings, not"),
         ({"feeds": {"a": {"limit": -2}}}, "[feeds.a] limit must be at least 1"),
+        ({"feeds": {"a": {"limit": "x"}}}, "[feeds.a] limit must be an integer, not a string"),
+        ({"feeds": {"a": {"title": 1.5}}}, "[feeds.a] title must be a string, not a number"),
         ({"feeds": {".hidden": {}}}, "cannot be a folder name"),
         ({"feeds": {"index.html": {}}}, "cannot be a folder name"),
-        ({"feeds": {"a": "x"}}, "must be a table"),
-        ({"feeds": []}, "feeds must be a table"),
+        ({"feeds": {"a": "x"}}, "[feeds.a] must be a table, not a string"),
+        ({"feeds": []}, "feeds must be a table of [feeds.NAME] tables, not an array"),
     ],
 )
 def test_invalid_configs(data: dict[str, object], message: str) -> None:
@@ -47,6 +64,18 @@ def test_invalid_configs(data: dict[str, object], message: str) -> None:
         parse_config(data, src=Path("/etc/fb.toml"))
     assert message in str(info.value)
     assert str(info.value).startswith("/etc/fb.toml: ")
+    assert "\n" not in str(info.value)
+
+
+def test_a_config_typo_through_the_cli_names_file_key_and_suggestion(tmp_path: Path) -> None:
+    config = tmp_path / "fb.toml"
+    config.write_text('dumps = "d"\nout = "o"\n[feeds.voa]\ntittle = "VOA"\n')
+    (tmp_path / "d").mkdir()
+    result = CliRunner().invoke(cli, ["build", "--config", str(config)])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"feedbridge: error: {config}: unknown key 'tittle' in [feeds.voa]; did you mean 'title'?\n"
+    )
 
 
 def test_invalid_toml_names_the_file(tmp_path: Path) -> None:
