@@ -54,11 +54,19 @@ def _fail(code: int, message: str) -> NoReturn:
 class Settings:
     """The resolved settings of one command: config file, then command-line overrides."""
 
-    def __init__(self, config: Config, dumps: Path, out: Path | None, base_url: str | None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        dumps: Path,
+        out: Path | None,
+        base_url: str | None,
+        serve: tuple[str, int] | None = None,
+    ) -> None:
         self.config = config
         self.dumps = dumps
         self.out = out
         self.base_url = base_url
+        self.serve = serve
 
 
 def _settings(
@@ -68,11 +76,31 @@ def _settings(
     base_url: str | None,
     *,
     need_out: bool = True,
+    serve: str | None = None,
 ) -> Settings:
+    """The config file, then the command line over it.
+
+    ``serve`` is ``run``'s --serve: with it (or ``serve`` in the config) and no base URL
+    given, the feeds link to the served address.
+    """
+    from feedbridge.serve import parse_listen
+
     config = load_config(config_file) if config_file else Config()
     dumps = dumps.resolve() if dumps else config.dumps
     out = out.resolve() if out else config.out
     base_url = check_base_url(base_url) if base_url else config.base_url
+    listen = serve or config.serve
+    served = parse_listen(listen) if listen and need_out else None
+    if base_url is None and served is not None:
+        from feedbridge.serve import served_base_url
+
+        base_url = served_base_url(*served)
+        if served[0] in ("0.0.0.0", "::", ""):
+            logger.warning(
+                "serving on every interface but linking to %s: set --base-url or base_url "
+                "to the address readers use",
+                base_url,
+            )
     if dumps is None:
         raise click.UsageError("no dumps folder: pass --dumps or set 'dumps' in the config")
     if not dumps.is_dir():
@@ -80,8 +108,11 @@ def _settings(
     if need_out and out is None:
         raise click.UsageError("no output folder: pass --out or set 'out' in the config")
     if need_out and base_url is None:
-        raise click.UsageError("no base URL: pass --base-url or set 'base_url' in the config")
-    return Settings(config, dumps, out, base_url)
+        raise click.UsageError(
+            "no base URL: pass --base-url or set 'base_url' in the config"
+            + (", or serve with run --serve HOST:PORT" if served is None else "")
+        )
+    return Settings(config, dumps, out, base_url, served)
 
 
 def _progress(ctx: click.Context) -> Progress:
@@ -152,6 +183,38 @@ def with_common(f: Any) -> Any:
     return f
 
 
+def _verbose_after(ctx: click.Context, _param: click.Parameter, value: int) -> None:
+    if value:
+        ctx.obj["verbose"] += value
+        _setup_logging(ctx.obj["verbose"], ctx.obj["quiet"])
+
+
+def _quiet_after(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value:
+        ctx.obj["quiet"] = True
+        _setup_logging(ctx.obj["verbose"], ctx.obj["quiet"])
+
+
+def with_verbosity(f: Any) -> Any:
+    """``-v``/``-q`` after the command too (``feedbridge build -q``), adding to those before."""
+    f = click.option(
+        "-v",
+        "--verbose",
+        count=True,
+        expose_value=False,
+        callback=_verbose_after,
+        help="More output (-vv for debug).",
+    )(f)
+    return click.option(
+        "-q",
+        "--quiet",
+        is_flag=True,
+        expose_value=False,
+        callback=_quiet_after,
+        help="Only errors.",
+    )(f)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="feedbridge")
 @click.option("-v", "--verbose", count=True, help="More output (-vv for debug).")
@@ -164,6 +227,7 @@ def cli(ctx: click.Context, verbose: int, quiet: bool) -> None:
 
 
 @cli.command()
+@with_verbosity
 @with_common
 @click.option("--strict", is_flag=True, help="Exit 1 if any dump was rejected.")
 @click.pass_context
@@ -209,6 +273,7 @@ def build(
 
 
 @cli.command()
+@with_verbosity
 @dumps_option
 @config_option
 @click.pass_context
@@ -239,6 +304,7 @@ def check(ctx: click.Context, dumps: Path | None, config_file: Path | None) -> N
 
 
 @cli.command()
+@with_verbosity
 @with_common
 @click.option(
     "--interval",
@@ -272,14 +338,13 @@ def run(
     the config file (an invalid one is logged and the running one kept).
     """
     from feedbridge.daemon import Daemon, Overrides
-    from feedbridge.serve import parse_listen
+    from feedbridge.serve import served_base_url
 
     if not ctx.obj["quiet"] and ctx.obj["verbose"] == 0:
         logging.getLogger("feedbridge").setLevel(logging.INFO)
     with exit_codes():
-        s = _settings(config_file, dumps, out, base_url)
+        s = _settings(config_file, dumps, out, base_url, serve=serve)
         assert s.out is not None and s.base_url is not None
-        listen = serve or s.config.serve
         daemon = Daemon(
             config=s.config,
             config_file=config_file.resolve() if config_file else None,
@@ -287,17 +352,19 @@ def run(
                 dumps=s.dumps,
                 out=s.out,
                 base_url=base_url,
+                served_base_url=served_base_url(*s.serve) if s.serve and s.serve[1] else None,
                 interval=interval,
                 state_dir=state_dir or s.config.state_dir,
             ),
             base_url=s.base_url,
-            serve=parse_listen(listen) if listen else None,
+            serve=s.serve,
         )
         code = daemon.run()
     sys.exit(code)
 
 
 @cli.command()
+@with_verbosity
 @out_option
 @config_option
 @state_option

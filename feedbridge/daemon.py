@@ -54,6 +54,8 @@ class Overrides:
     base_url: str | None
     interval: float | None
     state_dir: Path | None
+    #: The address --serve links to when neither --base-url nor the config sets base_url.
+    served_base_url: str | None = None
 
 
 class Daemon:
@@ -298,7 +300,7 @@ class Daemon:
         builder = self._builder
         if builder is None:
             return
-        base_url = self.overrides.base_url or config.base_url
+        base_url = self.overrides.base_url or config.base_url or self.overrides.served_base_url
         if base_url is None:
             logger.error(
                 "SIGHUP: %s has no base_url; keeping the running configuration", self.config_file
