@@ -178,7 +178,13 @@ def connection_limit(wanted: int = CONNECTION_LIMIT) -> int:
     soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft == resource.RLIM_INFINITY:
         return wanted
-    return max(8, min(wanted, soft - RESERVED_FDS))
+    return min(wanted, max(8, soft - RESERVED_FDS))
+
+
+def _eviction_order(channel: Any) -> tuple[bool, float]:
+    """Waiting for a request (by how long) before stalled on output (by last progress)."""
+    stalled = bool(channel.total_outbufs_len)
+    return stalled, channel.last_activity if stalled else channel.waiting_since
 
 
 def _server_classes() -> tuple[type, type]:
@@ -230,13 +236,15 @@ def _server_classes() -> tuple[type, type]:
             super().handle_accept()
 
         def _evict(self) -> bool:
-            """Close (on the loop's next turn) the connection waiting longest for a request."""
-            waiting = [
-                c for c in self.active_channels.values() if not c.will_close and not c.busy()
-            ]
-            if not waiting:
+            """Make room: close (on the loop's next turn) the connection waiting longest for
+            its request, else the one whose reader has taken no bytes for longest.
+
+            A connection whose request a worker is answering is never closed.
+            """
+            idle = [c for c in self.active_channels.values() if not c.will_close and not c.requests]
+            if not idle:
                 return False
-            min(waiting, key=lambda c: c.waiting_since).will_close = True
+            min(idle, key=_eviction_order).will_close = True
             return True
 
     return DeadlineServer, Channel
@@ -313,7 +321,7 @@ class Server:
         def shut() -> None:
             for channel in list(server._map.values()):
                 if channel is not server and channel is not server.trigger:
-                    channel.close()
+                    channel.handle_close()  # also closes the files a response was sending
             server.close()
 
         if self._thread.is_alive():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -243,6 +244,28 @@ def test_at_the_connection_limit_the_longest_waiting_connection_makes_room(
         server.close()
 
 
+def test_readers_that_take_no_bytes_make_room_at_the_connection_limit(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    build(EXAMPLES, out)
+    (out / "big.html").write_bytes(b"x" * (8 << 20))
+    server = Server(out, "127.0.0.1", 0, max_connections=6)
+    server.start()
+    stalled: list[socket.socket] = []
+    try:
+        for _ in range(6):
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.connect(("127.0.0.1", server.port))
+            sock.sendall(b"GET /big.html HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            stalled.append(sock)  # and never read
+        time.sleep(0.5)
+        assert request(server, "GET", "/voa/atom.xml")[0] == 200
+    finally:
+        for sock in stalled:
+            sock.close()
+        server.close()
+
+
 def test_a_request_that_does_not_arrive_in_time_is_closed(tmp_path: Path) -> None:
     out = tmp_path / "out"
     build(EXAMPLES, out)
@@ -278,3 +301,17 @@ def test_served_base_url(host: str, port: int, url: str) -> None:
 def test_served_base_url_needs_a_port() -> None:
     with pytest.raises(ConfigError, match="port 0"):
         served_base_url("127.0.0.1", 0)
+
+
+def test_the_connection_limit_leaves_descriptors_for_the_rest(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import resource
+
+    from feedbridge.serve import RESERVED_FDS, connection_limit
+
+    monkeypatch.setattr(resource, "getrlimit", lambda _which: (1024, 4096))
+    assert connection_limit(1000) == 1024 - RESERVED_FDS
+    assert connection_limit(20) == 20
+    monkeypatch.setattr(resource, "getrlimit", lambda _which: (64, 64))
+    assert connection_limit(1000) == 8
