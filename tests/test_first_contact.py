@@ -207,3 +207,20 @@ def test_base_url_precedence(
     config.write_text(f'base_url = "{config_base}"\n' if config_base else "")
     s = _settings(config, EXAMPLES, tmp_path / "out", cli_base, serve=serve)
     assert s.base_url == expected
+
+
+def test_serve_in_the_config_gives_build_its_base_url(tmp_path: Path) -> None:
+    config = tmp_path / "fb.toml"
+    config.write_text(f'dumps = "{EXAMPLES}"\nout = "out"\nserve = "127.0.0.1:9001"\n')
+    code, _ = invoke("build", "--config", str(config), "-q")
+    assert code == 0
+    assert (
+        b'href="http://127.0.0.1:9001/voa/atom.xml"'
+        in (tmp_path / "out" / "voa" / "atom.xml").read_bytes()
+    )
+
+
+def test_check_needs_no_address(tmp_path: Path) -> None:
+    config = tmp_path / "fb.toml"
+    config.write_text(f'dumps = "{EXAMPLES}"\nserve = "127.0.0.1:0"\n')
+    assert invoke("check", "--config", str(config), "-q") == (0, "")
