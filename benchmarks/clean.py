@@ -7,6 +7,11 @@ is the steadier number.
 
     python benchmarks/clean.py                 # 7 passes
     python benchmarks/clean.py --runs 21
+    python benchmarks/clean.py --hostile       # time per element of pathological bodies
+
+``--hostile`` cleans bodies of one construct repeated 25,000 and 100,000 times: the time per
+element must stay flat (linear cleaning); before element removal became a rename, 100,000
+``<a>`` took 53 s.
 """
 
 from __future__ import annotations
@@ -40,10 +45,34 @@ def bodies(real: Path) -> list[tuple[str, str]]:
     return found
 
 
+HOSTILE = (
+    "<a>", "<a>x</a>", "<p>", "<td>", "<b>", "<script></script>x", "<img src=x>",
+    "<noscript><img src=/a.jpg></noscript>", "<div><span></span></div>", "<xmp>",
+)  # fmt: skip
+
+
+def hostile() -> None:
+    for construct in HOSTILE:
+        per_element = []
+        for count in (25_000, 100_000):
+            body = construct * count + "end"
+            start = time.process_time()
+            clean_html(body, base_url="https://x.example/")
+            per_element.append((time.process_time() - start) / count * 1e6)
+        print(
+            f"{construct!r:42} {per_element[0]:6.1f} µs an element at 25k, "
+            f"{per_element[1]:6.1f} at 100k"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--hostile", action="store_true")
     args = parser.parse_args()
+    if args.hostile:
+        hostile()
+        return
     work = bodies(SHARED / "corpus" / "real")
     size = sum(len(body) for body, _ in work)
     passes = []

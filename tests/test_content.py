@@ -348,3 +348,32 @@ def test_srcset_is_split_as_browsers_split_it(
     srcset: str, candidates: list[tuple[str, str]]
 ) -> None:
     assert srcset_candidates(srcset) == candidates
+
+
+@pytest.mark.parametrize(
+    ("body", "html"),
+    [
+        # removals keep every piece of text in its place, however many siblings are removed
+        ("<a>x</a>" * 500 + "end", "x" * 500 + "end"),
+        ("<script>s</script>y" * 500, "y" * 500),
+        ("<p>" + "<a>1</a><script></script>2" * 300 + "</p>", "<p>" + "12" * 300 + "</p>"),
+        # a wrapper left with only removed elements and blank text is empty, and goes too
+        ("<div><p><script>x</script> </p><span><a> </a></span></div><p>kept</p>", "<p>kept</p>"),
+        ("<p><a>t</a></p>", "<p>t</p>"),
+        (
+            "<p><noscript><img src='/i.jpg'></noscript></p>",
+            '<p><img src="https://x.org/i.jpg"></p>',
+        ),
+        (
+            "<div><style>x</style><i>Mon, 1 Jan</i></div><p>body</p>",
+            "<div><i>Mon, 1 Jan</i></div><p>body</p>",
+        ),
+    ],
+)
+def test_removing_elements_keeps_text_in_place(body: str, html: str) -> None:
+    assert clean_html(body, base_url="https://x.org/").html == html
+
+
+def test_the_date_marker_is_found_past_removed_elements() -> None:
+    body = "<script>x</script><div><style>y</style><i>Mon, 1 Jan 2024</i></div><p>Text.</p>"
+    assert clean_html(body, base_url=BASE).summary == "Text."
