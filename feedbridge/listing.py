@@ -75,7 +75,8 @@ def render_opml(feeds: Sequence[tuple[FeedSpec, FeedUrls, int]], *, title: str) 
         "  <body>",
     ]
     for spec, urls, _count in feeds:
-        name = quoteattr(spec.title)
+        # OPML 2.0: ``text`` may hold HTML, so readers may render it: plain text is escaped first.
+        name = quoteattr(html.escape(spec.title, quote=False))
         lines.append(
             f'    <outline type="rss" text={name} title={name} xmlUrl={quoteattr(urls.atom)}'
             f" htmlUrl={quoteattr(urls.site)}/>"

@@ -3,10 +3,18 @@
 The only module that touches feedgen (untyped); it stays behind typed functions here.
 Everything is a function of the input: the feed's ``updated`` is its newest entry's time, never
 the clock, so the same entries give the same bytes.
+
+Every field is written for the way readers read it (the table is in README, "Safe for every
+reader"): text that readers may render as HTML -- RSS ``title`` and ``description``, Atom text
+constructs, which are declared ``type="html"`` so that every reader agrees -- is HTML-escaped
+before XML escapes it again; HTML fields hold only cleaned HTML; names (authors, categories)
+are text everywhere and lose the angle brackets that would make them markup for a reader that
+renders them as HTML; JSON Feed's ``title`` and ``summary`` are plain text by its spec.
 """
 
 from __future__ import annotations
 
+import html
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -47,19 +55,49 @@ def feed_author(spec: FeedSpec) -> str:
     return spec.author or spec.title
 
 
+def html_text(text: str) -> str:
+    """Plain text as the HTML that displays it, for a field readers render as HTML."""
+    return html.escape(text, quote=False)
+
+
+def name_text(name: str) -> str:
+    """A name (author, category) for fields that some readers show as text and others render
+    as HTML: without ``<`` and ``>`` it is the same text either way, and no real name needs them."""
+    return name.replace("<", "").replace(">", "")
+
+
+class _AtomHtmlText:
+    """feedgen extension (duck-typed: feedgen is untyped): declares the feed's and each
+    entry's ``title`` and ``subtitle`` ``type="html"``; feedgen cannot, and their text is
+    HTML-escaped, so readers that honour the type and readers that render HTML regardless
+    show the same text and run nothing."""
+
+    def extend_ns(self) -> dict[str, str]:
+        return {}
+
+    def extend_atom(self, element: Any) -> Any:
+        for child in element.iterchildren("title", "subtitle"):
+            child.set("type", "html")
+        return element
+
+    def extend_rss(self, element: Any) -> Any:
+        return element
+
+
 def _generator(
     spec: FeedSpec, entries: Sequence[Entry], urls: FeedUrls, self_url: str, self_type: str
 ) -> Any:
     fg = FeedGenerator()
     fg.load_extension("media", atom=True, rss=True)
     fg.load_extension("dc", atom=False, rss=True)
+    fg.register_extension("feedbridge_html", _AtomHtmlText, _AtomHtmlText, atom=True, rss=False)
     fg.id(urls.atom)
-    fg.title(spec.title)
-    fg.author({"name": feed_author(spec)})
+    fg.title(html_text(spec.title))
+    fg.author({"name": name_text(feed_author(spec))})
     # feedgen uses the last link as RSS's channel <link>: the site must come last.
     fg.link(href=self_url, rel="self", type=self_type)
     fg.link(href=urls.site, rel="alternate", type="text/html")
-    fg.description(spec.description or spec.title)
+    fg.description(html_text(spec.description or spec.title))
     if spec.language:
         fg.language(spec.language)
     fg.generator(GENERATOR, version=__version__)
@@ -72,21 +110,21 @@ def _generator(
 def _add_entry(fg: Any, spec: FeedSpec, entry: Entry) -> None:
     fe = fg.add_entry(order="append")
     fe.guid(entry.id, permalink=True)
-    fe.title(entry.title)
+    fe.title(html_text(entry.title))
     fe.link(href=entry.url, rel="alternate", type="text/html")
     when = _zulu(entry.published)
     fe.published(when)
     fe.updated(when)
     content = entry.content
     if content.summary:
-        fe.summary(content.summary)
+        fe.summary(html_text(content.summary), type="html")
     if content.html:
         fe.content(content.html, type="html")
-    author = content.author or spec.author
+    author = name_text(content.author or spec.author or "")
     if author:
         fe.author({"name": author})
         fe.dc.dc_creator(author)
-    fe.category(term=entry.source)
+    fe.category(term=name_text(entry.source))
     if content.image:
         fe.media.thumbnail({"url": content.image}, group=None)
 
@@ -112,7 +150,7 @@ def render_json(spec: FeedSpec, entries: Sequence[Entry], urls: FeedUrls) -> byt
         "home_page_url": urls.site,
         "feed_url": urls.json,
         "description": spec.description or spec.title,
-        "authors": [{"name": feed_author(spec)}],
+        "authors": [{"name": name_text(feed_author(spec))}],
     }
     if spec.language:
         feed["language"] = spec.language
@@ -130,10 +168,10 @@ def render_json(spec: FeedSpec, entries: Sequence[Entry], urls: FeedUrls) -> byt
             item["image"] = entry.content.image
         item["date_published"] = when
         item["date_modified"] = when
-        author = entry.content.author or spec.author
+        author = name_text(entry.content.author or spec.author or "")
         if author:
             item["authors"] = [{"name": author}]
-        item["tags"] = [entry.source]
+        item["tags"] = [name_text(entry.source)]
         items.append(item)
     feed["items"] = items
     return (json.dumps(feed, ensure_ascii=False, indent=2) + "\n").encode("utf-8")

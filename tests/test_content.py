@@ -10,7 +10,7 @@ from bs4 import BeautifulSoup
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from feedbridge.content import SUMMARY_LENGTH, clean_html, resolve_srcset
+from feedbridge.content import SUMMARY_LENGTH, clean_html, resolve_srcset, srcset_candidates
 from feedbridge.dump import parse_dump
 
 from .conftest import EDGE, real_dumps
@@ -261,3 +261,119 @@ def test_a_body_tag_inside_the_dump_adds_nothing() -> None:
         'lead <body class="x" onload="evil()"><p>hi</p></body> tail', base_url="https://x.org/"
     )
     assert content.html == "lead <p>hi</p> tail"
+
+
+@pytest.mark.parametrize(
+    ("body", "needle", "absent"),
+    [
+        # html5ever (browsers, nh3) reads <image> as <img>; libxml2 does not know it
+        ('<image src="rel.jpg">', 'src="https://www.example.org/news/2024/rel.jpg"', None),
+        ('<IMAGE SRC="//cdn.example.net/x.jpg">', 'src="https://cdn.example.net/x.jpg"', None),
+        ('<image srcset="javascript:alert(1) 1x">', "", "javascript"),
+        ("<image src=x onerror=alert(1)>", 'src="https://www.example.org/news/2024/x"', "onerror"),
+        # every URL attribute nh3 keeps is resolved and checked, not only those lxml visited
+        ('<del cite="javascript:alert(1)">d</del>', "<del>d</del>", "javascript"),
+        ('<ins cite="data:text/html,x">i</ins>', "<ins>i</ins>", "data:"),
+        ('<ins cite="notes/1">i</ins>', 'cite="https://www.example.org/news/2024/notes/1"', None),
+        ('<a href="tel:+123">call</a>', "call", "<a"),
+        ('<a href="http://">no host</a>', "no host", "<a"),
+        # a srcset is split the way browsers split it: a URL may hold a comma
+        (
+            '<img src="/a.jpg" srcset="https://x.example/a,b.jpg 1x">',
+            'srcset="https://x.example/a%2Cb.jpg 1x"',
+            None,
+        ),
+        ('<img src="/a.jpg" srcset="x.jpg 1x,,javascript:alert(1) 2x">', "x.jpg 1x", "javascript"),
+        # raw text that a browser shows as written stays text
+        (
+            "<xmp><img src=x onerror=alert(1)></xmp>",
+            "<pre>&lt;img src=x onerror=alert(1)&gt;",
+            "<img",
+        ),
+        ("<plaintext><script>alert(1)</script>", "<pre>&lt;script&gt;alert(1)", "<script"),
+        ("<xmp>&lt;b&gt;</xmp>", "<pre>&amp;lt;b&amp;gt;</pre>", "<b>"),
+        # fallback content a browser does not show is dropped, with what it holds
+        ("<noembed><img src=x onerror=alert(1)></noembed><p>t</p>", "<p>t</p>", "img"),
+        ("<noframes>&lt;script&gt;alert(1)&lt;/script&gt;</noframes><p>t</p>", "<p>t</p>", "alert"),
+        # inert in the source, inert in the output: escaped markup stays escaped
+        ("<p>&lt;script&gt;alert(1)&lt;/script&gt;</p>", "<p>&lt;script&gt;alert(1)", "<script"),
+        (
+            '<noscript><p title="</noscript><img src=x onerror=alert(1)>">t</p></noscript>',
+            'title="&lt;/noscript&gt;&lt;img src=x onerror=alert(1)&gt;"',
+            "<img",
+        ),
+    ],
+)
+def test_cleaning_follows_what_a_browser_parses(body: str, needle: str, absent: str | None) -> None:
+    content = clean_html(body, base_url=BASE)
+    assert_safe(content.html)
+    assert needle in content.html
+    if absent:
+        assert absent not in content.html
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '<iframe src="/v" title="&#2;t"></iframe>',
+        '<img data-src=" &#14; javascript:alert(1)" src="data:image/gif;base64,R0lGOD">',
+        '<img data-src="/a&#1;.jpg" src="data:,">',
+        '<img data-srcset="/a.jpg&#x1F; 1x">',
+    ],
+)
+def test_character_references_to_forbidden_characters_do_not_raise(body: str) -> None:
+    content = clean_html(body, base_url=BASE)
+    assert_safe(content.html)
+    assert "\x01" not in content.html and "\x02" not in content.html
+
+
+def test_summary_and_author_hold_no_character_xml_forbids() -> None:
+    content = clean_html("<address>&#1;Bob</address><p>&#14;x&#xFFFE;y</p>", base_url=BASE)
+    assert (content.summary, content.author) == ("xy", "Bob")
+
+
+@pytest.mark.parametrize(
+    ("srcset", "candidates"),
+    [
+        ("a.jpg 1x, b.jpg 2x", [("a.jpg", "1x"), ("b.jpg", "2x")]),
+        ("a.jpg,b.jpg", [("a.jpg,b.jpg", "")]),
+        ("a.jpg, b.jpg", [("a.jpg", ""), ("b.jpg", "")]),
+        ("a.jpg,, ,b.jpg 2x", [("a.jpg", ""), ("b.jpg", "2x")]),
+        (",,,x 1x", [("x", "1x")]),
+        ("x.jpg 100w (a, b) 2x, y.jpg", [("x.jpg", "100w (a, b) 2x"), ("y.jpg", "")]),
+        ("  \n", []),
+    ],
+)
+def test_srcset_is_split_as_browsers_split_it(
+    srcset: str, candidates: list[tuple[str, str]]
+) -> None:
+    assert srcset_candidates(srcset) == candidates
+
+
+@pytest.mark.parametrize(
+    ("body", "html"),
+    [
+        # removals keep every piece of text in its place, however many siblings are removed
+        ("<a>x</a>" * 500 + "end", "x" * 500 + "end"),
+        ("<script>s</script>y" * 500, "y" * 500),
+        ("<p>" + "<a>1</a><script></script>2" * 300 + "</p>", "<p>" + "12" * 300 + "</p>"),
+        # a wrapper left with only removed elements and blank text is empty, and goes too
+        ("<div><p><script>x</script> </p><span><a> </a></span></div><p>kept</p>", "<p>kept</p>"),
+        ("<p><a>t</a></p>", "<p>t</p>"),
+        (
+            "<p><noscript><img src='/i.jpg'></noscript></p>",
+            '<p><img src="https://x.org/i.jpg"></p>',
+        ),
+        (
+            "<div><style>x</style><i>Mon, 1 Jan</i></div><p>body</p>",
+            "<div><i>Mon, 1 Jan</i></div><p>body</p>",
+        ),
+    ],
+)
+def test_removing_elements_keeps_text_in_place(body: str, html: str) -> None:
+    assert clean_html(body, base_url="https://x.org/").html == html
+
+
+def test_the_date_marker_is_found_past_removed_elements() -> None:
+    body = "<script>x</script><div><style>y</style><i>Mon, 1 Jan 2024</i></div><p>Text.</p>"
+    assert clean_html(body, base_url=BASE).summary == "Text."

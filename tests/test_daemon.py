@@ -165,10 +165,10 @@ def test_sighup_reloads_a_good_config_and_keeps_the_old_one_on_a_bad(
     config.write_text('[feeds.voa]\ntitle = "First title"\n')
     d = RunningDaemon(*folders, "--config", str(config))
     try:
-        assert "<title>First title</title>" in d.feed("voa")
+        assert ">First title</title>" in d.feed("voa")
         config.write_text('[feeds.voa]\ntitle = "Second title"\n')
         d.send(signal.SIGHUP)
-        wait_for(lambda: "<title>Second title</title>" in d.feed("voa"), what="the reload")
+        wait_for(lambda: ">Second title</title>" in d.feed("voa"), what="the reload")
         config.write_text('[feeds.voa]\ntitel = "Broken"\n')
         d.send(signal.SIGHUP)
         wait_for(lambda: "keeping the running configuration" in d.output(), what="the error")
@@ -179,7 +179,7 @@ def test_sighup_reloads_a_good_config_and_keeps_the_old_one_on_a_bad(
             dump("https://www.voachinese.com/a/after.html", "After the bad reload")
         )
         wait_for(lambda: "After the bad reload" in d.feed("voa"), what="a dump after it")
-        assert "<title>Second title</title>" in d.feed("voa")
+        assert ">Second title</title>" in d.feed("voa")
     finally:
         assert d.stop() == 0
 
