@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -14,6 +15,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from feedbridge.config import Config
+from feedbridge.daemon import SETTLE, Daemon, Overrides, root_problem
+from feedbridge.watch import backoff
 
 from .conftest import BASE_URL, EXAMPLES
 from .daemon_helpers import DEADLINE, RunningDaemon, feedbridge_cmd, free_port, read, wait_for
@@ -261,3 +266,209 @@ def test_serve_flag_serves_the_feeds(folders: tuple[Path, Path, Path]) -> None:
         assert f"http://127.0.0.1:{port}/" in d.output()
     finally:
         assert d.stop() == 0
+
+
+# -- input that goes missing, watches that die, builds that fail, logs (issue 8) -------------
+
+KEPT = "keeping every published feed as it is"
+LINE = re.compile(r"feedbridge: (DEBUG|INFO|WARNING|ERROR|CRITICAL): ")
+
+
+def snapshot(out: Path) -> dict[str, bytes]:
+    """What OUT publishes (not the temporaries of a write in progress)."""
+    files = (p for p in sorted(out.rglob("*")) if p.is_file() and not p.name.startswith("."))
+    return {str(p.relative_to(out)): p.read_bytes() for p in files}
+
+
+@pytest.mark.parametrize("how", ["moved away", "an empty folder", "a file"])
+def test_missing_root_keeps_every_feed_and_warns_once(
+    folders: tuple[Path, Path, Path], how: str
+) -> None:
+    """A root that is gone, unmounted (an empty mount point) or not a folder any more is not a
+    deletion of every source: the feeds stay byte for byte, one warning is logged however many
+    rescans and events meet it, and the daemon goes on once the root is back."""
+    d = RunningDaemon(*folders, "--interval", "0.2")
+    try:
+        before = snapshot(d.out)
+        away = d.dumps.with_name("away")
+        d.dumps.rename(away)
+        if how == "an empty folder":
+            d.dumps.mkdir()
+        elif how == "a file":
+            d.dumps.write_text("not a folder\n")
+        wait_for(lambda: KEPT in d.output(), what="the warning")
+        time.sleep(1.5)  # several rescans, and the watcher polling for the root
+        assert snapshot(d.out) == before
+        assert d.output().count(KEPT) == 1, d.output()
+        if d.dumps.is_dir():
+            d.dumps.rmdir()
+        elif d.dumps.exists():
+            d.dumps.unlink()
+        away.rename(d.dumps)
+        (d.dumps / "voa" / "back.md").write_text(
+            dump("https://www.voachinese.com/a/back.html", "Back again")
+        )
+        wait_for(lambda: "Back again" in d.feed("voa"), what="a dump once the root is back")
+        assert f"dumps root {d.dumps} is back" in d.output()
+        assert snapshot(d.out).keys() == before.keys()
+    finally:
+        assert d.stop() == 0
+
+
+def test_root_deleted_with_its_sources_and_recreated_is_watched_again(
+    folders: tuple[Path, Path, Path],
+) -> None:
+    """rm -rf of the root (every source folder goes with it) keeps the feeds; once the root
+    is made again it is watched again: a new dump is published by its file event, long before
+    the next rescan (an hour away)."""
+    d = RunningDaemon(*folders, "--interval", "3600")
+    try:
+        before = snapshot(d.out)
+        shutil.rmtree(d.dumps)
+        wait_for(lambda: KEPT in d.output(), what="the warning")
+        time.sleep(0.5)
+        assert snapshot(d.out) == before
+        shutil.copytree(EXAMPLES, d.dumps)
+        wait_for(lambda: f"watching {d.dumps} again" in d.output(), what="the new watch")
+        wait_for(lambda: f"dumps root {d.dumps} is back" in d.output(), what="the rescan")
+        # from here on only a file event can publish a dump before the next rescan
+        (d.dumps / "nyt" / "recreated.md").write_text(
+            dump("https://cn.nytimes.com/recreated/", "Written after the root came back")
+        )
+        wait_for(lambda: "Written after the root came back" in d.feed("nyt"), what="the event")
+        assert snapshot(d.out).keys() == before.keys()
+        assert d.output().count(KEPT) == 1
+    finally:
+        assert d.stop() == 0
+
+
+def test_failed_build_is_retried_with_backoff_until_it_succeeds(
+    folders: tuple[Path, Path, Path],
+) -> None:
+    """A feed folder replaced by a file makes every build fail (as a full disk would): the
+    failure is logged once, the build is retried without any new event, and the feed is
+    published once the obstacle is gone."""
+    d = RunningDaemon(*folders, "--interval", "3600")
+    try:
+        shutil.rmtree(d.out / "voa")
+        (d.out / "voa").write_text("in the way\n")
+        (d.dumps / "voa" / "retry.md").write_text(
+            dump("https://www.voachinese.com/a/retry.html", "Published by a retry")
+        )
+        wait_for(lambda: "build failed" in d.output(), what="the failure")
+        time.sleep(1.5)  # the first retry (after 1 s) fails too
+        assert d.output().count("build failed") == 1, d.output()
+        assert "retrying in 1 s" in d.output()
+        (d.out / "voa").unlink()
+        wait_for(lambda: "Published by a retry" in d.feed("voa"), what="the retry")
+        wait_for(lambda: "build succeeded after " in d.output(), what="the recovery line")
+        assert re.search(r"build succeeded after [2-9] failed attempts", d.output())
+        assert "Traceback" not in d.output()
+    finally:
+        assert d.stop() == 0
+
+
+def test_future_dump_is_logged_once_and_every_line_has_the_format(
+    folders: tuple[Path, Path, Path],
+) -> None:
+    port = free_port()
+    d = RunningDaemon(*folders, "--interval", "0.2", "--serve", f"127.0.0.1:{port}")
+    try:
+        path = d.dumps / "rfi" / "tomorrow.md"
+        when = int(time.time()) + 86400
+        path.write_text(dump("https://www.rfi.fr/cn/tomorrow", "Tomorrow", when=when))
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when))
+        line = f"future: {path}: dated {stamp}, left out until then"
+        wait_for(lambda: line in d.output(), what="the future line")
+        time.sleep(1.0)  # several rescans
+        assert d.output().count(line) == 1
+        assert "Tomorrow" not in d.feed("rfi")
+    finally:
+        assert d.stop() == 0
+    lines = d.output().splitlines()
+    assert [x for x in lines if not LINE.match(x)] == []
+    # "serving" only once the first build has published the feeds
+    serving = next(i for i, x in enumerate(lines) if f"serving http://127.0.0.1:{port}/" in x)
+    updated = next(i for i, x in enumerate(lines) if ": updated " in x)
+    assert updated < serving
+
+
+def test_busy_daemon_does_not_flood_the_log(folders: tuple[Path, Path, Path]) -> None:
+    """Bursts of file events and of SIGHUPs under rescans every 0.1 s: no scheduler lines
+    about skipped or missed jobs (nothing is submitted twice), and all of it is published."""
+    config = folders[0].parent / "fb.toml"
+    config.write_text("")
+    d = RunningDaemon(*folders, "--interval", "0.1", "--config", str(config))
+    try:
+        base = time.time() - 1000
+        for i in range(150):
+            (d.dumps / "voa" / f"burst{i}.md").write_text(
+                dump(f"https://www.voachinese.com/a/burst{i}.html", f"Burst {i}", when=base + i)
+            )
+            if i % 10 == 0:
+                d.send(signal.SIGHUP)
+        wait_for(lambda: "Burst 149" in d.feed("voa"), what=f"the last dump:\n{d.output()}")
+        time.sleep(0.5)
+        assert d.proc.poll() is None
+    finally:
+        assert d.stop() == 0
+    out = d.output()
+    assert "maximum number of running instances" not in out
+    assert "was missed" not in out
+    assert [x for x in out.splitlines() if not LINE.match(x)] == []
+
+
+# -- in-process units ---------------------------------------------------------------------
+
+
+def test_root_problem(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def known() -> list[str]:
+        return ["voa"]
+
+    def unknown() -> list[str]:
+        raise AssertionError("asked the index though the root holds a source")
+
+    root = tmp_path / "root"
+    assert root_problem(root, known) == "it is missing"
+    root.write_text("")
+    assert root_problem(root, known) == "it is not a folder"
+    root.unlink()
+    root.mkdir()
+    assert root_problem(root, list) is None  # a new, empty archive: nothing to lose
+    assert root_problem(root, known) == "it holds no source folder any more (an unmounted volume?)"
+    (root / ".snapshot").mkdir()
+    (root / "stray.md").write_text("")
+    assert root_problem(root, known) is not None  # hidden folders and files are no sources
+    (root / "voa").mkdir()
+    assert root_problem(root, unknown) is None
+
+    def denied(path: object) -> object:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr("os.scandir", denied)
+    assert root_problem(root, known) == "cannot read it (Permission denied)"
+
+
+def test_a_rescan_asked_by_events_waits_for_them_to_settle(tmp_path: Path) -> None:
+    """rm -rf of a tree is a burst of events: the rescan it asks for runs once they stop, not
+    half-way through (which would take the half-deleted tree for the new state)."""
+    d = Daemon(
+        config=Config(),
+        config_file=None,
+        overrides=Overrides(tmp_path, tmp_path / "out", None, None, None),
+        base_url=BASE_URL,
+    )
+    d.queue(({"voa/1.md"}, True))
+    paths, wait = d._settled()
+    assert paths == set() and wait is not None and 0 < wait <= SETTLE
+    d.queue(({"voa/2.md"}, False))
+    d._full = time.monotonic() - SETTLE  # as if SETTLE seconds had passed
+    assert d._settled() == (None, None)
+    assert d._settled() == (set(), None)  # the rescan took the paths too
+
+
+@pytest.mark.parametrize(
+    ("attempt", "expected"), [(0, 1.0), (1, 2.0), (2, 4.0), (8, 256.0), (9, 300.0), (500, 300.0)]
+)
+def test_backoff(attempt: int, expected: float) -> None:
+    assert backoff(attempt, first=1.0, cap=300.0) == expected
