@@ -13,9 +13,11 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from feedbridge.app import open_builder
 from feedbridge.config import Config
 from feedbridge.daemon import SETTLE, Daemon, Overrides, root_problem
 from feedbridge.watch import backoff
@@ -472,3 +474,49 @@ def test_a_rescan_asked_by_events_waits_for_them_to_settle(tmp_path: Path) -> No
 )
 def test_backoff(attempt: int, expected: float) -> None:
     assert backoff(attempt, first=1.0, cap=300.0) == expected
+
+
+def test_a_dump_that_changes_while_it_is_read_is_read_again(
+    folders: tuple[Path, Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """README: 'a file that changes while it is being read is read again' -- the writer that
+    appends during the read is not published from the stale read, but re-queued and
+    published whole once it settles."""
+    import feedbridge.build
+
+    dumps, out, state = folders
+    path = dumps / "voa" / "growing.md"
+    head = dump("https://www.voachinese.com/a/growing.html", "Growing")
+    path.write_text(head)
+    real = feedbridge.build.read_dump
+    appended: list[bool] = []
+
+    def read_then_append(root: Path, st: Any, **kw: Any) -> Any:
+        result = real(root, st, **kw)
+        if st.rel == "voa/growing.md" and not appended:
+            appended.append(True)
+            path.write_text(head.replace("Growing", "Grown in full"))
+        return result
+
+    monkeypatch.setattr(feedbridge.build, "read_dump", read_then_append)
+    with open_builder(Config(), dumps=dumps, out=out, base_url=BASE_URL, state_dir=state) as (
+        builder,
+        state_dir,
+    ):
+        out.mkdir()
+        d = Daemon(
+            config=Config(),
+            config_file=None,
+            overrides=Overrides(dumps, out, None, None, state),
+            base_url=BASE_URL,
+        )
+        d._builder, d._state = builder, state_dir
+        d.queue(({"voa/growing.md"}, False))
+        d._pending["voa/growing.md"] -= SETTLE  # as if it had settled
+        d._changes()
+        assert appended
+        assert "voa/growing.md" in d._pending  # read again later, not taken as it was
+        assert "Growing" not in read(out / "voa" / "atom.xml")
+        d._pending["voa/growing.md"] -= SETTLE
+        d._changes()
+        assert "Grown in full" in read(out / "voa" / "atom.xml")
