@@ -48,6 +48,9 @@ logger = logging.getLogger(__name__)
 
 #: A changed file is read once it has been unchanged this long (seconds).
 SETTLE = 0.25
+#: A rescan asked by events waits for them to settle, but never longer than this (seconds):
+#: a stream of events at the root cannot hold back publishing.
+FULL_HOLD = 1.0
 #: Queued instances allowed for a one-off job (they still run one at a time); a job is not
 #: submitted while one of its instances waits, so this is only a safety margin.
 ONE_OFF_INSTANCES = 16
@@ -97,8 +100,8 @@ class Daemon:
         self._watch_stop = threading.Event()
         #: Changed paths waiting to be read, with the (monotonic) time of their last event.
         self._pending: dict[str, float] = {}
-        #: Time of the last event that asks for a rescan; None when none is pending.
-        self._full: float | None = None
+        #: Times of the first and the last event that asked for the pending rescan (or None).
+        self._full: tuple[float, float] | None = None
         self._pending_lock = threading.Lock()
         #: One-off jobs with an instance waiting to start, and when it is due.
         self._waiting: dict[str, datetime] = {}
@@ -223,7 +226,7 @@ class Daemon:
         watch_root(
             root,
             self._watch_stop,
-            on_changes=lambda paths: self.queue(_relative(root, paths)),
+            on_changes=lambda paths: self.queue(_relative(root, paths, os.path.isfile)),
             on_lost=lambda: self._note_root(root_problem(root, list) or "it is missing"),
             on_rearmed=lambda: self.queue((set(), True)),
         )
@@ -237,7 +240,7 @@ class Daemon:
         with self._pending_lock:
             self._pending.update(dict.fromkeys(paths, now))
             if full:
-                self._full = now
+                self._full = (self._full[0] if self._full else now, now)
         self._schedule("changes", self._job_changes, self.clock(), once=True)
 
     def _schedule(
@@ -283,8 +286,10 @@ class Daemon:
         now = time.monotonic()
         with self._pending_lock:
             if self._full is not None:
-                if now - self._full < SETTLE:
-                    return set(), SETTLE - (now - self._full)
+                first, last = self._full
+                hold = min(SETTLE - (now - last), FULL_HOLD - (now - first))
+                if hold > 0:
+                    return set(), hold
                 self._full = None
                 self._pending.clear()
                 return None, None
@@ -549,11 +554,14 @@ def _is_dir(entry: os.DirEntry[str]) -> bool:
         return False
 
 
-def _relative(root: Path, paths: Iterable[str]) -> tuple[set[str], bool]:
+def _relative(
+    root: Path, paths: Iterable[str], is_file: Callable[[str], bool]
+) -> tuple[set[str], bool]:
     """Changed absolute paths -> (``source/name`` paths, whether a rescan is needed).
 
     A change directly under the root (a source folder created, removed or renamed) needs a
-    rescan; deeper changes than ``source/name`` are not dumps.
+    rescan, unless it is a file (``is_file``: a log the scraper keeps in the root is no
+    source); deeper changes than ``source/name`` are not dumps.
     """
     rels: set[str] = set()
     full = False
@@ -563,7 +571,7 @@ def _relative(root: Path, paths: Iterable[str]) -> tuple[set[str], bool]:
             continue
         parts = path[len(prefix) :].split("/")
         if len(parts) == 1 and not parts[0].startswith("."):
-            full = True
+            full = full or not is_file(path)
         elif len(parts) == 2 and not parts[0].startswith("."):
             rels.add("/".join(parts))
     return rels, full

@@ -19,7 +19,7 @@ import pytest
 
 from feedbridge.app import open_builder
 from feedbridge.config import Config
-from feedbridge.daemon import SETTLE, Daemon, Overrides, root_problem
+from feedbridge.daemon import FULL_HOLD, SETTLE, Daemon, Overrides, _relative, root_problem
 from feedbridge.watch import backoff
 
 from .conftest import BASE_URL, EXAMPLES
@@ -464,9 +464,31 @@ def test_a_rescan_asked_by_events_waits_for_them_to_settle(tmp_path: Path) -> No
     paths, wait = d._settled()
     assert paths == set() and wait is not None and 0 < wait <= SETTLE
     d.queue(({"voa/2.md"}, False))
-    d._full = time.monotonic() - SETTLE  # as if SETTLE seconds had passed
+    now = time.monotonic()
+    d._full = (now - SETTLE, now - SETTLE)  # as if SETTLE seconds had passed
     assert d._settled() == (None, None)
     assert d._settled() == (set(), None)  # the rescan took the paths too
+    # events that never stop do not hold the rescan back for more than FULL_HOLD
+    d._full = (now - FULL_HOLD, now)
+    assert d._settled() == (None, None)
+
+
+def test_relative_paths_and_rescans(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    files = {f"{root}/scraper.log"}
+
+    def is_file(path: str) -> bool:
+        return path in files
+
+    def rel(*paths: str) -> tuple[set[str], bool]:
+        return _relative(root, [f"{root}/{p}" for p in paths], is_file)
+
+    assert rel("voa/1.md", "voa/sub/deep.md", ".git/x/y") == ({"voa/1.md"}, False)
+    assert rel("voa") == (set(), True)  # a source folder made, removed or renamed
+    assert rel("gone") == (set(), True)  # deleted: it may have been a source
+    assert rel("scraper.log") == (set(), False)  # a file in the root is no source
+    assert rel(".hidden", ".cache/x.md") == (set(), False)
+    assert _relative(root, [str(root), f"{tmp_path}/other/x.md"], is_file) == (set(), False)
 
 
 @pytest.mark.parametrize(
