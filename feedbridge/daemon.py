@@ -141,7 +141,7 @@ class Daemon:
         return 0
 
     def _serve_until_stopped(self, o: Overrides) -> None:
-        from apscheduler.events import EVENT_JOB_ERROR
+        from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED
         from apscheduler.executors.pool import ThreadPoolExecutor
         from apscheduler.schedulers.background import BackgroundScheduler
 
@@ -156,6 +156,11 @@ class Daemon:
             timezone=UTC,
         )
         self._scheduler.add_listener(self._job_failed, EVENT_JOB_ERROR)
+        # An instance that never starts must not leave its job marked as waiting, or nothing
+        # would submit it again (a safety net: neither happens with one instance waiting).
+        self._scheduler.add_listener(
+            lambda event: self._started(event.job_id), EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED
+        )
         watcher = threading.Thread(target=self._watch, name="feedbridge-watch", daemon=True)
         try:
             self._scheduler.start()
@@ -258,7 +263,6 @@ class Daemon:
                 waiting = self._waiting.get(job_id)
                 if waiting is not None and waiting <= when:
                     return
-                self._waiting[job_id] = when
             self._scheduler.add_job(
                 func,
                 "date",
@@ -268,6 +272,8 @@ class Daemon:
                 misfire_grace_time=None,
                 max_instances=ONE_OFF_INSTANCES,
             )
+            if once:
+                self._waiting[job_id] = when
 
     def _started(self, job_id: str) -> None:
         """An instance of a job starts: what is queued from now on needs another one."""

@@ -12,6 +12,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -542,3 +543,39 @@ def test_a_dump_that_changes_while_it_is_read_is_read_again(
         d._pending["voa/growing.md"] -= SETTLE
         d._changes()
         assert "Grown in full" in read(out / "voa" / "atom.xml")
+
+
+class FakeScheduler:
+    """Records the jobs the daemon submits."""
+
+    def __init__(self) -> None:
+        self.added: list[tuple[str, datetime]] = []
+
+    def add_job(
+        self, func: object, trigger: str, *, run_date: datetime, id: str, **_: object
+    ) -> None:
+        self.added.append((id, run_date))
+
+
+def test_a_one_off_job_is_not_submitted_while_one_waits(tmp_path: Path) -> None:
+    """The cause of APScheduler's 'maximum number of running instances reached' floods."""
+    d = Daemon(
+        config=Config(),
+        config_file=None,
+        overrides=Overrides(tmp_path, tmp_path / "out", None, None, None),
+        base_url=BASE_URL,
+    )
+    fake = FakeScheduler()
+    d._scheduler = fake
+    t = datetime(2026, 1, 1, tzinfo=UTC)
+    second = timedelta(seconds=1)
+    for _ in range(100):
+        d._schedule("changes", d._job_changes, t, once=True)
+    d._schedule("changes", d._job_changes, t + second, once=True)  # one due earlier waits
+    assert fake.added == [("changes", t)]
+    d._schedule("changes", d._job_changes, t - second, once=True)  # earlier: replaces it
+    d._schedule("reload", d._job_reload, t, once=True)  # another job
+    assert fake.added[1:] == [("changes", t - second), ("reload", t)]
+    d._started("changes")  # it runs: what is queued from now on needs another instance
+    d._schedule("changes", d._job_changes, t + second, once=True)
+    assert fake.added[3:] == [("changes", t + second)]
