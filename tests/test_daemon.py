@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shutil
@@ -546,15 +547,23 @@ def test_a_dump_that_changes_while_it_is_read_is_read_again(
 
 
 class FakeScheduler:
-    """Records the jobs the daemon submits."""
+    """Records the jobs the daemon submits; ``jobs`` are those not yet removed."""
 
     def __init__(self) -> None:
         self.added: list[tuple[str, datetime]] = []
+        self.jobs: dict[str, datetime] = {}
 
     def add_job(
         self, func: object, trigger: str, *, run_date: datetime, id: str, **_: object
     ) -> None:
         self.added.append((id, run_date))
+        self.jobs[id] = run_date
+
+    def get_job(self, job_id: str) -> datetime | None:
+        return self.jobs.get(job_id)
+
+    def remove_job(self, job_id: str) -> None:
+        del self.jobs[job_id]
 
 
 def test_a_one_off_job_is_not_submitted_while_one_waits(tmp_path: Path) -> None:
@@ -579,3 +588,54 @@ def test_a_one_off_job_is_not_submitted_while_one_waits(tmp_path: Path) -> None:
     d._started("changes")  # it runs: what is queued from now on needs another instance
     d._schedule("changes", d._job_changes, t + second, once=True)
     assert fake.added[3:] == [("changes", t + second)]
+
+
+def test_state_folder_errors_are_retried_with_growing_waits(
+    folders: tuple[Path, Path, Path],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An index that cannot be written (a full state folder) fails the build: logged once
+    as one line, retried after 1 s, 2 s, 4 s ..., capped at the interval, reset on success."""
+    import sqlite3
+
+    dumps, out, state = folders
+    t = datetime(2026, 1, 1, tzinfo=UTC)
+    with open_builder(Config(), dumps=dumps, out=out, base_url=BASE_URL, state_dir=state) as (
+        builder,
+        state_dir,
+    ):
+        d = Daemon(
+            config=Config(),
+            config_file=None,
+            overrides=Overrides(dumps, out, None, 5.0, state),
+            base_url=BASE_URL,
+            clock=lambda: t,
+        )
+        d._builder, d._state = builder, state_dir
+        fake = FakeScheduler()
+        d._scheduler = fake
+        real = builder.build
+        failures = [sqlite3.OperationalError("database or disk is full")] * 5
+
+        def build(**kw: Any) -> Any:
+            if failures:
+                raise failures.pop()
+            return real(**kw)
+
+        monkeypatch.setattr(builder, "build", build)
+        caplog.set_level(logging.DEBUG, "feedbridge")
+        for _ in range(5):
+            d._job_retry()
+        waits = [(when - t).total_seconds() for job, when in fake.added if job == "retry"]
+        assert waits == [1, 2, 4, 5, 5]
+        errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+        assert [r.getMessage() for r in errors] == [
+            "build failed: OperationalError: database or disk is full; retrying in 1 s,"
+            " then less often (every 5 s at most)"
+        ]
+        assert errors[0].exc_info is None  # an environment error, not a bug: no traceback
+        d._job_retry()
+        assert "build succeeded after 5 failed attempts" in caplog.text
+        assert "retry" not in fake.jobs
+        assert (out / "voa" / "atom.xml").is_file()
