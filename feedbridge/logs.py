@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import TextIO
@@ -18,7 +19,7 @@ from typing import TextIO
 #: Every line of the log starts with this name.
 PREFIX = "feedbridge"
 #: Libraries whose loggers feedbridge's handler carries: warnings and errors only.
-LIBRARIES = ("apscheduler", "watchfiles", "waitress", "whitenoise")
+LIBRARIES = ("apscheduler", "watchfiles", "waitress", "whitenoise", "py.warnings")
 #: A library's line with the same template is logged at most once per this many seconds.
 REPEAT_WINDOW = 60.0
 
@@ -101,3 +102,17 @@ def setup_logging(level: int) -> None:
     own.handlers[:] = []
     for name in LIBRARIES:
         logging.getLogger(name).setLevel(max(level, logging.WARNING))
+    # Python's warnings and a thread that dies of an exception write to stderr on their own:
+    # through the handler, they keep the format too.
+    logging.captureWarnings(True)
+    threading.excepthook = _log_thread_exception
+
+
+def _log_thread_exception(args: threading.ExceptHookArgs) -> None:
+    if args.exc_type is SystemExit:
+        return
+    name = args.thread.name if args.thread is not None else "a thread"
+    exc = args.exc_value if args.exc_value is not None else args.exc_type()
+    logging.getLogger(PREFIX).error(
+        "%s stopped: %s", name, exc, exc_info=(args.exc_type, exc, args.exc_traceback)
+    )

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import logging
+import threading
+import warnings
 from collections.abc import Iterator
 
 import pytest
 
-from feedbridge.logs import PREFIX, LineFormatter, RepeatFilter, setup_logging
+from feedbridge.logs import LIBRARIES, PREFIX, LineFormatter, RepeatFilter, setup_logging
 
 
 @pytest.fixture
 def logs() -> Iterator[None]:
     """setup_logging touches process-wide loggers: put them back afterwards."""
-    names = ["", PREFIX, "apscheduler", "watchfiles", "waitress", "whitenoise"]
+    names = ["", PREFIX, *LIBRARIES]
+    hook = threading.excepthook
     saved = {
         n: (lg.level, lg.propagate, list(lg.handlers))
         for n in names
@@ -25,6 +28,8 @@ def logs() -> Iterator[None]:
         lg.setLevel(level)
         lg.propagate = propagate
         lg.handlers[:] = handlers
+    logging.captureWarnings(False)
+    threading.excepthook = hook
 
 
 def test_library_lines_share_the_format_and_repeats_do_not_flood(
@@ -89,3 +94,24 @@ def test_every_line_of_a_traceback_has_the_prefix() -> None:
     assert len(lines) > 3
     assert all(line.startswith("feedbridge: ERROR: ") for line in lines)
     assert lines[-1] == "feedbridge: ERROR: ValueError: bug"
+
+
+def test_warnings_and_dying_threads_keep_the_format(
+    logs: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    setup_logging(logging.INFO)
+
+    def crash() -> None:
+        raise RuntimeError("boom")
+
+    t = threading.Thread(target=crash, name="feedbridge-test")
+    t.start()
+    t.join()
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.warn("careful", UserWarning, stacklevel=1)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == "feedbridge: ERROR: feedbridge-test stopped: boom"
+    assert "feedbridge: ERROR: RuntimeError: boom" in lines
+    assert any("UserWarning: careful" in line for line in lines)
+    assert all(line.startswith(("feedbridge: ERROR: ", "feedbridge: WARNING: ")) for line in lines)
