@@ -567,12 +567,15 @@ def _relative(
 
     A change directly under the root (a source folder created, removed or renamed) needs a
     rescan, unless it is a file (``is_file``: a log the scraper keeps in the root is no
-    source); deeper changes than ``source/name`` are not dumps.
+    source); so does a change of the root itself (deleted, or its permissions changed);
+    deeper changes than ``source/name`` are not dumps.
     """
     rels: set[str] = set()
     full = False
     prefix = str(root).rstrip("/") + "/"
     for path in paths:
+        if path.rstrip("/") + "/" == prefix:
+            full = True
         if not path.startswith(prefix):
             continue
         parts = path[len(prefix) :].split("/")

@@ -490,7 +490,8 @@ def test_relative_paths_and_rescans(tmp_path: Path) -> None:
     assert rel("gone") == (set(), True)  # deleted: it may have been a source
     assert rel("scraper.log") == (set(), False)  # a file in the root is no source
     assert rel(".hidden", ".cache/x.md") == (set(), False)
-    assert _relative(root, [str(root), f"{tmp_path}/other/x.md"], is_file) == (set(), False)
+    assert _relative(root, [f"{tmp_path}/other/x.md"], is_file) == (set(), False)
+    assert _relative(root, [str(root)], is_file) == (set(), True)  # chmod, deleted
 
 
 @pytest.mark.parametrize(
