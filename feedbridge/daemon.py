@@ -29,7 +29,7 @@ import signal
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -38,19 +38,15 @@ from typing import Any
 
 from feedbridge.app import open_builder, status_of
 from feedbridge.build import Builder
+from feedbridge.changes import SETTLE, Pending, relative_changes
 from feedbridge.config import Config, load_config
 from feedbridge.errors import ConfigError, FeedbridgeError, PublishError
 from feedbridge.model import BuildReport
 from feedbridge.state import write_status
-from feedbridge.watch import backoff
+from feedbridge.watch import backoff, root_problem
 
 logger = logging.getLogger(__name__)
 
-#: A changed file is read once it has been unchanged this long (seconds).
-SETTLE = 0.25
-#: A rescan asked by events waits for them to settle, but never longer than this (seconds):
-#: a stream of events at the root cannot hold back publishing.
-FULL_HOLD = 1.0
 #: Queued instances allowed for a one-off job (they still run one at a time); a job is not
 #: submitted while one of its instances waits, so this is only a safety margin.
 ONE_OFF_INSTANCES = 16
@@ -98,11 +94,8 @@ class Daemon:
         #: Held while a job runs; shutdown takes it to let the build in progress finish.
         self._busy = threading.Lock()
         self._watch_stop = threading.Event()
-        #: Changed paths waiting to be read, with the (monotonic) time of their last event.
-        self._pending: dict[str, float] = {}
-        #: Times of the first and the last event that asked for the pending rescan (or None).
-        self._full: tuple[float, float] | None = None
-        self._pending_lock = threading.Lock()
+        #: Changed paths waiting to be read.
+        self._pending = Pending()
         #: One-off jobs with an instance waiting to start, and when it is due.
         self._waiting: dict[str, datetime] = {}
         self._jobs_lock = threading.Lock()
@@ -231,7 +224,7 @@ class Daemon:
         watch_root(
             root,
             self._watch_stop,
-            on_changes=lambda paths: self.queue(_relative(root, paths, os.path.isfile)),
+            on_changes=lambda paths: self.queue(relative_changes(root, paths, os.path.isfile)),
             on_lost=lambda: self._note_root(root_problem(root, list) or "it is missing"),
             on_rearmed=lambda: self.queue((set(), True)),
         )
@@ -241,11 +234,7 @@ class Daemon:
         paths, full = changes
         if not paths and not full:
             return
-        now = time.monotonic()
-        with self._pending_lock:
-            self._pending.update(dict.fromkeys(paths, now))
-            if full:
-                self._full = (self._full[0] if self._full else now, now)
+        self._pending.add(paths, full=full)
         self._schedule("changes", self._job_changes, self.clock(), once=True)
 
     def _schedule(
@@ -280,31 +269,6 @@ class Daemon:
         with self._jobs_lock:
             self._waiting.pop(job_id, None)
 
-    def _settled(self) -> tuple[set[str] | None, float | None]:
-        """Take the pending paths that had no event for SETTLE seconds.
-
-        Settling goes by our own clock, not by file mtimes, which a copy or a skewed clock can
-        put anywhere.  A pending rescan settles too (a root or a source folder being deleted
-        is a burst of events: rescanning half-way would take a half-deleted tree for the new
-        state); meanwhile no path is taken, the rescan covers them.  Returns (paths to build,
-        or None for a full rescan; seconds until the next of the rest settles).
-        """
-        now = time.monotonic()
-        with self._pending_lock:
-            if self._full is not None:
-                first, last = self._full
-                hold = min(SETTLE - (now - last), FULL_HOLD - (now - first))
-                if hold > 0:
-                    return set(), hold
-                self._full = None
-                self._pending.clear()
-                return None, None
-            ready = {rel for rel, seen in self._pending.items() if now - seen >= SETTLE}
-            for rel in ready:
-                del self._pending[rel]
-            wait = min((SETTLE - (now - seen) for seen in self._pending.values()), default=None)
-            return ready, wait
-
     # -- jobs (all in the one worker thread) ------------------------------------------------
 
     def _job_changes(self) -> None:
@@ -338,18 +302,14 @@ class Daemon:
                 self._reload()
 
     def _changes(self) -> None:
-        paths, wait = self._settled()
+        paths, wait = self._pending.take()
         if paths is None or paths:
             self._build(paths)
         builder = self._builder
         if builder is not None and builder.unsettled:
-            now = time.monotonic()
-            with self._pending_lock:
-                self._pending.update(dict.fromkeys(builder.unsettled, now))
+            self._pending.add(builder.unsettled)
             wait = SETTLE if wait is None else min(wait, SETTLE)
-        with self._pending_lock:
-            more = bool(self._pending) or self._full is not None
-        if more:
+        if self._pending:
             delay = wait if wait is not None else 0.0
             when = self.clock() + timedelta(seconds=max(delay, 0.01))
             self._schedule("changes", self._job_changes, when, once=True)
@@ -528,62 +488,6 @@ class Daemon:
             and self._scheduler.get_job("future") is not None
         ):
             self._scheduler.remove_job("future")
-
-
-def root_problem(root: Path, published: Callable[[], Collection[str]]) -> str | None:
-    """Why a build from ``root`` now would take input that went missing for deleted input.
-
-    None when the root can be read and holds a source folder, or holds none and no feed
-    with entries is published (``published``, asked only then).  A root that is missing,
-    unreadable, not a folder, or without a source folder while feeds show entries (an
-    unmounted volume, a mount point left behind) is a problem: a build would empty or
-    remove every feed.
-    """
-    try:
-        with os.scandir(root) as it:
-            sources = [e.name for e in it if not e.name.startswith(".") and _is_dir(e)]
-    except FileNotFoundError:
-        return "it is missing"
-    except NotADirectoryError:
-        return "it is not a folder"
-    except OSError as e:
-        return f"cannot read it ({e.strerror or e})"
-    if not sources and published():
-        return "it holds no source folder any more (an unmounted volume?)"
-    return None
-
-
-def _is_dir(entry: os.DirEntry[str]) -> bool:
-    try:
-        return entry.is_dir()
-    except OSError:
-        return False
-
-
-def _relative(
-    root: Path, paths: Iterable[str], is_file: Callable[[str], bool]
-) -> tuple[set[str], bool]:
-    """Changed absolute paths -> (``source/name`` paths, whether a rescan is needed).
-
-    A change directly under the root (a source folder created, removed or renamed) needs a
-    rescan, unless it is a file (``is_file``: a log the scraper keeps in the root is no
-    source); so does a change of the root itself (deleted, or its permissions changed);
-    deeper changes than ``source/name`` are not dumps.
-    """
-    rels: set[str] = set()
-    full = False
-    prefix = str(root).rstrip("/") + "/"
-    for path in paths:
-        if path.rstrip("/") + "/" == prefix:
-            full = True
-        if not path.startswith(prefix):
-            continue
-        parts = path[len(prefix) :].split("/")
-        if len(parts) == 1 and not parts[0].startswith("."):
-            full = full or not is_file(path)
-        elif len(parts) == 2 and not parts[0].startswith("."):
-            rels.add("/".join(parts))
-    return rels, full
 
 
 def _restore_signals(previous: dict[int, Any]) -> None:

@@ -1,4 +1,5 @@
-"""I/O: the dumps root watched for as long as the daemon runs (the only watchfiles user).
+"""I/O: the dumps root as the daemon sees it: watched (the only watchfiles user), and checked
+before every build (``root_problem``).
 
 inotify watches a folder, not a path: once the root is deleted, renamed away, or mounted over,
 the watch is dead and nothing says so.  ``watch_root`` wakes every ``RECHECK_MS`` even without
@@ -9,8 +10,9 @@ for the root with backoff and watches it again once it is back.
 from __future__ import annotations
 
 import logging
+import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from stat import S_ISDIR
 
@@ -44,6 +46,36 @@ def identity(root: Path) -> Identity | None:
     except (OSError, ValueError):
         return None
     return (st.st_dev, st.st_ino) if S_ISDIR(st.st_mode) else None
+
+
+def root_problem(root: Path, published: Callable[[], Collection[str]]) -> str | None:
+    """Why a build from ``root`` now would take input that went missing for deleted input.
+
+    None when the root can be read and holds a source folder, or holds none and no feed
+    with entries is published (``published``, asked only then).  A root that is missing,
+    unreadable, not a folder, or without a source folder while feeds show entries (an
+    unmounted volume, a mount point left behind) is a problem: a build would empty or
+    remove every feed.
+    """
+    try:
+        with os.scandir(root) as it:
+            sources = [e.name for e in it if not e.name.startswith(".") and _is_dir(e)]
+    except FileNotFoundError:
+        return "it is missing"
+    except NotADirectoryError:
+        return "it is not a folder"
+    except OSError as e:
+        return f"cannot read it ({e.strerror or e})"
+    if not sources and published():
+        return "it holds no source folder any more (an unmounted volume?)"
+    return None
+
+
+def _is_dir(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
 
 
 def watch_root(

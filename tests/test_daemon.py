@@ -20,9 +20,10 @@ from typing import Any
 import pytest
 
 from feedbridge.app import open_builder
+from feedbridge.changes import FULL_HOLD, SETTLE, Pending, relative_changes
 from feedbridge.config import Config
-from feedbridge.daemon import FULL_HOLD, SETTLE, Daemon, Overrides, _relative, root_problem
-from feedbridge.watch import backoff
+from feedbridge.daemon import Daemon, Overrides
+from feedbridge.watch import backoff, root_problem
 
 from .conftest import BASE_URL, EXAMPLES
 from .daemon_helpers import DEADLINE, RunningDaemon, feedbridge_cmd, free_port, read, wait_for
@@ -453,26 +454,42 @@ def test_root_problem(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert root_problem(root, known) == "cannot read it (Permission denied)"
 
 
-def test_a_rescan_asked_by_events_waits_for_them_to_settle(tmp_path: Path) -> None:
+def test_a_rescan_asked_by_events_waits_for_them_to_settle() -> None:
     """rm -rf of a tree is a burst of events: the rescan it asks for runs once they stop, not
     half-way through (which would take the half-deleted tree for the new state)."""
-    d = Daemon(
-        config=Config(),
-        config_file=None,
-        overrides=Overrides(tmp_path, tmp_path / "out", None, None, None),
-        base_url=BASE_URL,
-    )
-    d.queue(({"voa/1.md"}, True))
-    paths, wait = d._settled()
-    assert paths == set() and wait is not None and 0 < wait <= SETTLE
-    d.queue(({"voa/2.md"}, False))
-    now = time.monotonic()
-    d._full = (now - SETTLE, now - SETTLE)  # as if SETTLE seconds had passed
-    assert d._settled() == (None, None)
-    assert d._settled() == (set(), None)  # the rescan took the paths too
-    # events that never stop do not hold the rescan back for more than FULL_HOLD
-    d._full = (now - FULL_HOLD, now)
-    assert d._settled() == (None, None)
+    now = [100.0]
+    pending = Pending(clock=lambda: now[0])
+    pending.add({"voa/1.md"}, full=True)
+    assert pending.take() == (set(), SETTLE)
+    now[0] += SETTLE / 2
+    pending.add({"voa/2.md"})
+    assert pending.take() == (set(), SETTLE / 2)  # the paths wait for the rescan
+    now[0] += SETTLE / 2
+    assert pending.take() == (None, None)
+    assert pending.take() == (set(), None)  # the rescan took the paths too
+    assert not pending
+    # events that never stop hold the rescan back no longer than FULL_HOLD
+    for _ in range(int(FULL_HOLD / (SETTLE / 2))):
+        pending.add((), full=True)
+        assert pending.take()[0] == set()
+        now[0] += SETTLE / 2
+    pending.add((), full=True)
+    assert pending.take() == (None, None)
+
+
+def test_a_path_is_taken_once_it_had_no_event_for_settle_seconds() -> None:
+    now = [0.0]
+    pending = Pending(clock=lambda: now[0])
+    pending.add({"voa/1.md", "nyt/1.md"})
+    now[0] = 0.2
+    pending.add({"voa/1.md"})  # still being written
+    assert pending.take() == (set(), SETTLE - 0.2)
+    now[0] = SETTLE
+    assert pending.take() == ({"nyt/1.md"}, 0.2)
+    assert "voa/1.md" in pending
+    now[0] = 0.2 + SETTLE
+    assert pending.take() == ({"voa/1.md"}, None)
+    assert not pending
 
 
 def test_relative_paths_and_rescans(tmp_path: Path) -> None:
@@ -483,15 +500,15 @@ def test_relative_paths_and_rescans(tmp_path: Path) -> None:
         return path in files
 
     def rel(*paths: str) -> tuple[set[str], bool]:
-        return _relative(root, [f"{root}/{p}" for p in paths], is_file)
+        return relative_changes(root, [f"{root}/{p}" for p in paths], is_file)
 
     assert rel("voa/1.md", "voa/sub/deep.md", ".git/x/y") == ({"voa/1.md"}, False)
     assert rel("voa") == (set(), True)  # a source folder made, removed or renamed
     assert rel("gone") == (set(), True)  # deleted: it may have been a source
     assert rel("scraper.log") == (set(), False)  # a file in the root is no source
     assert rel(".hidden", ".cache/x.md") == (set(), False)
-    assert _relative(root, [f"{tmp_path}/other/x.md"], is_file) == (set(), False)
-    assert _relative(root, [str(root)], is_file) == (set(), True)  # chmod, deleted
+    assert relative_changes(root, [f"{tmp_path}/other/x.md"], is_file) == (set(), False)
+    assert relative_changes(root, [str(root)], is_file) == (set(), True)  # chmod, deleted
 
 
 @pytest.mark.parametrize(
@@ -536,13 +553,15 @@ def test_a_dump_that_changes_while_it_is_read_is_read_again(
             base_url=BASE_URL,
         )
         d._builder, d._state = builder, state_dir
+        now = [0.0]
+        d._pending = Pending(clock=lambda: now[0])
         d.queue(({"voa/growing.md"}, False))
-        d._pending["voa/growing.md"] -= SETTLE  # as if it had settled
+        now[0] += SETTLE
         d._changes()
         assert appended
         assert "voa/growing.md" in d._pending  # read again later, not taken as it was
         assert "Growing" not in read(out / "voa" / "atom.xml")
-        d._pending["voa/growing.md"] -= SETTLE
+        now[0] += SETTLE
         d._changes()
         assert "Grown in full" in read(out / "voa" / "atom.xml")
 
