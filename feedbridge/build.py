@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import os
+import stat
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -19,6 +20,7 @@ from pathlib import Path
 
 from feedbridge import __version__
 from feedbridge.config import Config, feed_urls, resolve_feeds
+from feedbridge.errors import ConfigError
 from feedbridge.index import (
     DbRow,
     FileStat,
@@ -185,6 +187,8 @@ class Builder:
         self.parallel = parallel
         #: Paths that changed while they were being read in the last refresh.
         self.unsettled: set[str] = set()
+        #: The dumps root the build in progress started from (see ``_same_root``).
+        self._root: tuple[int, int] | None = None
 
     # -- scanning ---------------------------------------------------------------------------
 
@@ -229,6 +233,7 @@ class Builder:
             warnings = [w for row in rows for w in row_warnings(row)]
         for warning in warnings:
             logger.warning("%s", warning)
+        self._same_root()  # before what went missing is forgotten
         started = time.perf_counter()
         self.index.apply(rows, deleted)
         logger.debug(
@@ -306,6 +311,7 @@ class Builder:
 
     def _forget_or_update(self, row: Row, new: Row | None) -> None:
         if new is None:
+            self._same_root()  # a vanished dump is deleted only if its root did not vanish
             self.index.apply([], [row.rel])
         else:
             self.index.apply([new], [])
@@ -361,6 +367,9 @@ class Builder:
         from feedbridge.listing import render_index, render_opml
 
         started = time.perf_counter()
+        self._root = _folder_identity(self.target.dumps)
+        if self._root is None:
+            raise ConfigError(f"dumps folder {self.target.dumps} is missing; no feed was removed")
         feeds = self.feeds()
         now_s = int(now.timestamp())
         scanned, parsed, built = self.refresh(feeds, paths, now=now_s)
@@ -388,6 +397,7 @@ class Builder:
             written.extend(result.written)
             keep.update(rels)
             listing.append((plan.spec, plan.urls, result.entries))
+        self._same_root()
         removed = self._remove_stale(state, {spec.name for spec in feeds})
         title = self.target.config.title
         for name, data in (
@@ -404,6 +414,15 @@ class Builder:
             (time.perf_counter() - started) * 1000 - scan_ms,
         )  # fmt: skip
         return report
+
+    def _same_root(self) -> None:
+        """Raise before missing input becomes deleted feeds: the dumps root is gone, or is not
+        the folder the build started from (moved away, mounted over, made again)."""
+        if self._root is not None and _folder_identity(self.target.dumps) != self._root:
+            raise ConfigError(
+                f"dumps folder {self.target.dumps} is missing or was replaced during the build;"
+                " no feed was removed"
+            )
 
     def _plan(
         self, spec: FeedSpec, now: int, previous: tuple[str, int, list[list[object]]] | None
@@ -482,6 +501,15 @@ class Builder:
             written=tuple(written),
             removed=tuple(removed),
         )
+
+
+def _folder_identity(path: Path) -> tuple[int, int] | None:
+    """(st_dev, st_ino) of the folder ``path`` names now; None if there is none."""
+    try:
+        st = path.stat()
+    except (OSError, ValueError):
+        return None
+    return (st.st_dev, st.st_ino) if stat.S_ISDIR(st.st_mode) else None
 
 
 def check_tree(root: Path, config: Config) -> tuple[list[tuple[str, int, str]], list[str], int]:

@@ -19,6 +19,7 @@ import click
 from feedbridge import __version__
 from feedbridge.config import Config, check_base_url, load_config
 from feedbridge.errors import ConfigError, FeedbridgeError, LockedError, PublishError
+from feedbridge.logs import setup_logging
 from feedbridge.model import BuildReport
 from feedbridge.progress import Progress, no_progress, terminal_progress
 
@@ -31,19 +32,13 @@ logger = logging.getLogger("feedbridge")
 
 
 def _setup_logging(verbose: int, quiet: bool) -> None:
-    level = (
+    setup_logging(
         logging.ERROR
         if quiet
         else logging.DEBUG
         if verbose > 1
         else (logging.INFO if verbose else logging.WARNING)
     )
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("feedbridge: %(levelname)s: %(message)s"))
-    root = logging.getLogger("feedbridge")
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-    root.propagate = False
 
 
 def _fail(code: int, message: str) -> NoReturn:

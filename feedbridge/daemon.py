@@ -1,21 +1,32 @@
 """``feedbridge run``: keep the feeds current.  The only APScheduler user.
 
-- A full rescan every ``interval`` seconds (coalesced, one at a time, with a misfire grace).
-- File events (watchfiles, inotify underneath) queue the changed paths; a ``changes`` job
-  rebuilds only what they touch, once each file has been still for ``SETTLE`` seconds, so a
-  file is never published half-written by a writer that is still at it.
+- A full rescan every ``interval`` seconds: a date job that schedules the next one when it is
+  done, so two are never queued (coalesced, one at a time).
+- File events (``watch.py``) queue the changed paths; a ``changes`` job rebuilds only what
+  they touch, once each file has been still for ``SETTLE`` seconds, so a file is never
+  published half-written by a writer that is still at it.  A change directly under the root
+  (a source folder made or removed) asks for a rescan, which settles the same way.
 - A ``future`` job wakes at the time of the next future-dated dump and publishes it.
+- A failed build (a full disk, a broken state folder) is retried by a ``retry`` job after
+  1 s, 2 s, 4 s ... up to the interval; logged once per streak of failures.
+- Input that went missing never removes feeds: while the dumps root is missing, unreadable,
+  or holds no source folder though the index knows some (an unmounted volume), builds are
+  skipped with one warning and the published feeds stay as they are.
 - SIGTERM/SIGINT finish the build in progress and exit; SIGHUP reloads the configuration
   (an invalid one is logged and the running one kept).
 
 Every job runs in one worker thread, so builds never overlap and the index is only ever
-touched by that thread.
+touched by that thread.  A one-off job is not submitted again while an instance of it waits
+to start, so the executor never piles them up.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import signal
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -27,20 +38,21 @@ from typing import Any
 
 from feedbridge.app import open_builder, status_of
 from feedbridge.build import Builder
+from feedbridge.changes import SETTLE, Pending, relative_changes
 from feedbridge.config import Config, load_config
-from feedbridge.errors import ConfigError, FeedbridgeError
+from feedbridge.errors import ConfigError, FeedbridgeError, PublishError
 from feedbridge.model import BuildReport
 from feedbridge.state import write_status
+from feedbridge.watch import backoff, root_problem
 
 logger = logging.getLogger(__name__)
 
-#: A changed file is read once it has been unchanged this long (seconds).
-SETTLE = 0.25
-#: watchfiles: wait this long for more changes before yielding a batch (ms).
-DEBOUNCE_MS = 50
-STEP_MS = 10
-#: Queued instances allowed for a one-off job (they still run one at a time).
+#: Queued instances allowed for a one-off job (they still run one at a time); a job is not
+#: submitted while one of its instances waits, so this is only a safety margin.
 ONE_OFF_INSTANCES = 16
+#: A failed build is retried after this many seconds, then twice as long each time, up to
+#: the rescan interval.
+RETRY_FIRST = 1.0
 #: How long shutdown waits for the HTTP server and watcher threads (seconds).
 JOIN_TIMEOUT = 3.0
 
@@ -79,14 +91,25 @@ class Daemon:
         self.clock = clock
         self.interval = overrides.interval or config.interval
         self._stop = threading.Event()
+        #: Set by SIGHUP; the main loop schedules the reload (no scheduler calls in a handler).
+        self._hup = threading.Event()
         #: Held while a job runs; shutdown takes it to let the build in progress finish.
         self._busy = threading.Lock()
         self._watch_stop = threading.Event()
-        #: Changed paths waiting to be read, with the (monotonic) time of their last event.
-        self._pending: dict[str, float] = {}
-        self._full = False
-        self._pending_lock = threading.Lock()
+        #: Changed paths waiting to be read.
+        self._pending = Pending()
+        #: One-off jobs with an instance waiting to start, and when it is due.
+        self._waiting: dict[str, datetime] = {}
+        self._jobs_lock = threading.Lock()
         self._reported: set[str] = set()
+        self._future_reported: set[str] = set()
+        #: Builds failed in a row; the retry waits grow with it.
+        self._failures = 0
+        self._status_failing = False
+        #: Why the dumps root cannot be built from now (None: it can), logged when it changes.
+        self._root_problem: str | None = None
+        self._root_lock = threading.Lock()
+        self._announced = False
         self._builder: Builder | None = None
         self._state: Path | None = None
         self._scheduler: Any = None
@@ -113,33 +136,36 @@ class Daemon:
         return 0
 
     def _serve_until_stopped(self, o: Overrides) -> None:
-        from apscheduler.events import EVENT_JOB_ERROR
+        from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED
         from apscheduler.executors.pool import ThreadPoolExecutor
         from apscheduler.schedulers.background import BackgroundScheduler
 
-        o.out.mkdir(parents=True, exist_ok=True)
+        try:
+            o.out.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise PublishError(f"cannot create {o.out}: {e.strerror or e}") from e
         server = self._start_server()
         self._scheduler = BackgroundScheduler(
             executors={"default": ThreadPoolExecutor(max_workers=1)},
-            job_defaults={"coalesce": True, "max_instances": 1},
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
             timezone=UTC,
         )
         self._scheduler.add_listener(self._job_failed, EVENT_JOB_ERROR)
-        self._scheduler.add_job(
-            self._job_rescan,
-            "interval",
-            seconds=self.interval,
-            id="rescan",
-            next_run_time=self.clock(),
-            misfire_grace_time=max(1, int(self.interval)),
+        # An instance that never starts must not leave its job marked as waiting, or nothing
+        # would submit it again (a safety net: neither happens with one instance waiting).
+        self._scheduler.add_listener(
+            lambda event: self._started(event.job_id), EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED
         )
         watcher = threading.Thread(target=self._watch, name="feedbridge-watch", daemon=True)
         try:
             self._scheduler.start()
+            self._schedule("rescan", self._job_rescan, self.clock())
             watcher.start()
-            logger.info("watching %s, writing %s (pid %d)", o.dumps, o.out, _pid())
+            logger.info("watching %s, writing %s (pid %d)", o.dumps, o.out, os.getpid())
             while not self._stop.wait(0.2):
-                pass
+                if self._hup.is_set():
+                    self._hup.clear()
+                    self._schedule("reload", self._job_reload, self.clock(), once=True)
             logger.info("stopping")
         finally:
             self._watch_stop.set()
@@ -161,9 +187,17 @@ class Daemon:
 
         server = Server(self.overrides.out, *self.serve)
         server.start()
-        self.server_url = server.url
-        logger.info("serving %s -- subscribe to %sNAME/atom.xml", server.url, server.url)
+        self.server_url = server.url  # announced once the first build is done
         return server
+
+    def _announce(self) -> None:
+        """Say where OUT is served, once the first build has published what it could."""
+        if self._announced:
+            return
+        self._announced = True
+        if self.server_url is not None:
+            url = self.server_url
+            logger.info("serving %s -- subscribe to %sNAME/atom.xml", url, url)
 
     def _install_signals(self) -> dict[int, Any]:
         previous: dict[int, Any] = {}
@@ -181,81 +215,79 @@ class Daemon:
         self._stop.set()
 
     def _on_hup(self, signum: int, frame: FrameType | None) -> None:
-        self._schedule("reload", self._job_reload, self.clock())
+        self._hup.set()
 
     # -- file events ------------------------------------------------------------------------
 
     def _watch(self) -> None:
-        import watchfiles
+        from feedbridge.watch import watch_root
 
         root = self.overrides.dumps
-        try:
-            for changes in watchfiles.watch(
-                root,
-                watch_filter=None,
-                debounce=DEBOUNCE_MS,
-                step=STEP_MS,
-                stop_event=self._watch_stop,
-                raise_interrupt=False,
-                rust_timeout=1000,
-            ):
-                self.queue(_relative(root, (path for _change, path in changes)))
-        except Exception:  # the periodic rescan still keeps the feeds current
-            logger.exception("file watching stopped; feeds are kept current by rescans only")
+        watch_root(
+            root,
+            self._watch_stop,
+            on_changes=lambda paths: self.queue(relative_changes(root, paths, os.path.isfile)),
+            on_lost=lambda: self._note_root(root_problem(root, list) or "it is missing"),
+            on_rearmed=lambda: self.queue((set(), True)),
+        )
 
     def queue(self, changes: tuple[set[str], bool]) -> None:
         """Queue changed paths (relative to the dumps root); ``full`` asks for a rescan."""
         paths, full = changes
         if not paths and not full:
             return
-        now = time.monotonic()
-        with self._pending_lock:
-            self._pending.update(dict.fromkeys(paths, now))
-            self._full = self._full or full
-        self._schedule("changes", self._job_changes, self.clock())
+        self._pending.add(paths, full=full)
+        self._schedule("changes", self._job_changes, self.clock(), once=True)
 
-    def _schedule(self, job_id: str, func: Callable[[], None], when: datetime) -> None:
+    def _schedule(
+        self, job_id: str, func: Callable[[], None], when: datetime, *, once: bool = False
+    ) -> None:
+        """Run ``func`` at ``when`` as job ``job_id``, replacing one not yet due.
+
+        With ``once``, nothing is submitted while an instance of the job due no later is
+        waiting to start: that instance will see what the caller queued.
+        """
         if self._scheduler is None or self._stop.is_set():
             return
-        # One-off jobs may be scheduled again while an instance runs (a SIGHUP during a
-        # reload): the one worker thread runs them in turn, none is dropped.
-        self._scheduler.add_job(
-            func,
-            "date",
-            run_date=when,
-            id=job_id,
-            replace_existing=True,
-            misfire_grace_time=None,
-            max_instances=ONE_OFF_INSTANCES,
-        )
+        with self._jobs_lock:
+            if once:
+                waiting = self._waiting.get(job_id)
+                if waiting is not None and waiting <= when:
+                    return
+            self._scheduler.add_job(
+                func,
+                "date",
+                run_date=when,
+                id=job_id,
+                replace_existing=True,
+                misfire_grace_time=None,
+                max_instances=ONE_OFF_INSTANCES,
+            )
+            if once:
+                self._waiting[job_id] = when
 
-    def _settled(self) -> tuple[set[str] | None, float | None]:
-        """Take the pending paths that had no event for SETTLE seconds.
-
-        Settling goes by our own clock, not by file mtimes, which a copy or a skewed clock can
-        put anywhere.  Returns (paths to build, or None for a full rescan; seconds until the
-        next of the rest settles).
-        """
-        now = time.monotonic()
-        with self._pending_lock:
-            if self._full:
-                self._full = False
-                self._pending.clear()
-                return None, None
-            ready = {rel for rel, seen in self._pending.items() if now - seen >= SETTLE}
-            for rel in ready:
-                del self._pending[rel]
-            wait = min((SETTLE - (now - seen) for seen in self._pending.values()), default=None)
-            return ready, wait
+    def _started(self, job_id: str) -> None:
+        """An instance of a job starts: what is queued from now on needs another one."""
+        with self._jobs_lock:
+            self._waiting.pop(job_id, None)
 
     # -- jobs (all in the one worker thread) ------------------------------------------------
 
     def _job_changes(self) -> None:
+        self._started("changes")
         with self._busy:
             if not self._stop.is_set():
                 self._changes()
 
     def _job_rescan(self) -> None:
+        started = self.clock()
+        with self._busy:
+            if self._stop.is_set():
+                return
+            self._build(None)
+        self._schedule("rescan", self._job_rescan, started + timedelta(seconds=self.interval))
+
+    def _job_retry(self) -> None:
         with self._busy:
             if not self._stop.is_set():
                 self._build(None)
@@ -266,27 +298,23 @@ class Daemon:
                 self._build([])
 
     def _job_reload(self) -> None:
+        self._started("reload")
         with self._busy:
             if not self._stop.is_set():
                 self._reload()
 
     def _changes(self) -> None:
-        paths, wait = self._settled()
+        paths, wait = self._pending.take()
         if paths is None or paths:
             self._build(paths)
         builder = self._builder
         if builder is not None and builder.unsettled:
-            now = time.monotonic()
-            with self._pending_lock:
-                self._pending.update(dict.fromkeys(builder.unsettled, now))
+            self._pending.add(builder.unsettled)
             wait = SETTLE if wait is None else min(wait, SETTLE)
-        with self._pending_lock:
-            more = bool(self._pending) or self._full
-        if more:
+        if self._pending:
             delay = wait if wait is not None else 0.0
-            self._schedule(
-                "changes", self._job_changes, self.clock() + timedelta(seconds=max(delay, 0.01))
-            )
+            when = self.clock() + timedelta(seconds=max(delay, 0.01))
+            self._schedule("changes", self._job_changes, when, once=True)
 
     def _reload(self) -> None:
         if self.config_file is None:
@@ -317,7 +345,7 @@ class Daemon:
         interval = self.overrides.interval or config.interval
         if interval != self.interval:
             self.interval = interval
-            self._scheduler.reschedule_job("rescan", trigger="interval", seconds=interval)
+            self._schedule("rescan", self._job_rescan, self.clock() + timedelta(seconds=interval))
         logger.info("SIGHUP: reloaded %s", self.config_file)
         self._build(None)
 
@@ -328,28 +356,114 @@ class Daemon:
         builder = self._builder
         if builder is None:
             return None
+        try:
+            return self._build_with(builder, paths)
+        finally:
+            self._announce()
+
+    def _build_with(self, builder: Builder, paths: Iterable[str] | None) -> BuildReport | None:
+        problem = self._check_root(builder)
+        self._note_root(problem)
+        if problem is not None:
+            return None
         started = time.perf_counter()
         now = self.clock()
         try:
             report = builder.build(now=now, paths=paths)
-        except FeedbridgeError as e:
-            logger.error("build failed: %s", e)
+        except Exception as e:  # one failed build never stops the daemon
+            problem = self._check_root(builder)
+            if problem is not None:  # the root went while it was read: not a failure
+                self._note_root(problem)
+            else:
+                self._failed(e)
             return None
+        self._succeeded()
         ms = (time.perf_counter() - started) * 1000
         changed = [f for f in report.feeds if f.written]
         if changed or report.removed:
             feeds = ", ".join(f"{f.name} ({f.entries} entries)" for f in changed)
             logger.info("updated %s in %.0f ms", feeds or "the feed list", ms)
         self._report_rejections(report)
+        self._report_future(report)
         self._schedule_future(report)
         if self._state is not None:
             status = status_of(report, now)
-            status.update(pid=_pid(), serving=self.server_url, build_ms=round(ms, 1))
-            try:
-                write_status(self._state, status)
-            except FeedbridgeError as e:
-                logger.warning("cannot write status: %s", e)
+            status.update(pid=os.getpid(), serving=self.server_url, build_ms=round(ms, 1))
+            self._write_status(self._state, status)
         return report
+
+    def _write_status(self, state: Path, status: dict[str, Any]) -> None:
+        try:
+            write_status(state, status)
+        except (FeedbridgeError, OSError) as e:
+            if not self._status_failing:
+                logger.warning("cannot write status: %s", e)
+            self._status_failing = True
+        else:
+            self._status_failing = False
+
+    # -- failures ---------------------------------------------------------------------------
+
+    def _check_root(self, builder: Builder) -> str | None:
+        def published() -> list[str]:
+            try:
+                return [name for name, (_, n, _) in builder.index.feed_state().items() if n]
+            except (sqlite3.Error, ValueError):  # the build decides what a broken index means
+                return []
+
+        return root_problem(self.overrides.dumps, published)
+
+    def _note_root(self, problem: str | None) -> None:
+        """Log when the dumps root becomes unusable (once, not at every rescan or at each new
+        symptom of the same outage) or usable again."""
+        root = self.overrides.dumps
+        with self._root_lock:
+            before, self._root_problem = self._root_problem, problem
+        if problem == before:
+            return
+        if problem is not None and before is not None:
+            logger.debug("dumps root %s: %s", root, problem)
+        elif problem is not None:
+            logger.warning(
+                "dumps root %s: %s; keeping every published feed as it is until it is back",
+                root,
+                problem,
+            )
+        else:
+            logger.info("dumps root %s is back", root)
+
+    def _failed(self, error: Exception) -> None:
+        """Log the first failure of a streak, and retry after a longer wait each time."""
+        self._failures += 1
+        cap = max(RETRY_FIRST, self.interval)
+        delay = backoff(self._failures - 1, first=RETRY_FIRST, cap=cap)
+        if isinstance(error, FeedbridgeError):
+            reason = str(error)
+        else:
+            reason = f"{type(error).__name__}: {error}"
+        if self._failures == 1:
+            bug = not isinstance(error, (OSError, sqlite3.Error))
+            logger.error(
+                "build failed: %s; retrying in %g s, then less often (every %g s at most)",
+                reason,
+                delay,
+                cap,
+                exc_info=error if bug else None,  # a bug keeps its traceback
+            )
+        else:
+            logger.debug("build failed again (%d in a row): %s", self._failures, reason)
+        self._schedule("retry", self._job_retry, self.clock() + timedelta(seconds=delay))
+
+    def _succeeded(self) -> None:
+        if not self._failures:
+            return
+        logger.info("build succeeded after %d failed attempts", self._failures)
+        self._failures = 0
+        if self._scheduler is not None and self._scheduler.get_job("retry") is not None:
+            with contextlib.suppress(LookupError):
+                self._scheduler.remove_job("retry")
+
+    # -- reports ----------------------------------------------------------------------------
 
     def _report_rejections(self, report: BuildReport) -> None:
         """Each rejected dump once, not at every rescan; again only if it comes back."""
@@ -357,6 +471,13 @@ class Daemon:
         for line in sorted(current - self._reported):
             logger.warning("rejected: %s", line)
         self._reported = current
+
+    def _report_future(self, report: BuildReport) -> None:
+        """Each future-dated dump once, as ``build`` names them; again if its date changes."""
+        current = {f"{d.path}: dated {d.published:%Y-%m-%dT%H:%M:%SZ}" for d in report.future}
+        for line in sorted(current - self._future_reported):
+            logger.info("future: %s, left out until then", line)
+        self._future_reported = current
 
     def _schedule_future(self, report: BuildReport) -> None:
         if report.future:
@@ -371,32 +492,6 @@ class Daemon:
             self._scheduler.remove_job("future")
 
 
-def _relative(root: Path, paths: Iterable[str]) -> tuple[set[str], bool]:
-    """Changed absolute paths -> (``source/name`` paths, whether a rescan is needed).
-
-    A change directly under the root (a source folder created, removed or renamed) needs a
-    rescan; deeper changes than ``source/name`` are not dumps.
-    """
-    rels: set[str] = set()
-    full = False
-    prefix = str(root).rstrip("/") + "/"
-    for path in paths:
-        if not path.startswith(prefix):
-            continue
-        parts = path[len(prefix) :].split("/")
-        if len(parts) == 1 and not parts[0].startswith("."):
-            full = True
-        elif len(parts) == 2 and not parts[0].startswith("."):
-            rels.add("/".join(parts))
-    return rels, full
-
-
 def _restore_signals(previous: dict[int, Any]) -> None:
     for sig, handler in previous.items():
         signal.signal(sig, handler)
-
-
-def _pid() -> int:
-    import os
-
-    return os.getpid()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -11,9 +13,17 @@ import threading
 import time
 import urllib.request
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from feedbridge.app import open_builder
+from feedbridge.changes import FULL_HOLD, SETTLE, Pending, relative_changes
+from feedbridge.config import Config
+from feedbridge.daemon import Daemon, Overrides
+from feedbridge.watch import backoff, root_problem
 
 from .conftest import BASE_URL, EXAMPLES
 from .daemon_helpers import DEADLINE, RunningDaemon, feedbridge_cmd, free_port, read, wait_for
@@ -261,3 +271,391 @@ def test_serve_flag_serves_the_feeds(folders: tuple[Path, Path, Path]) -> None:
         assert f"http://127.0.0.1:{port}/" in d.output()
     finally:
         assert d.stop() == 0
+
+
+# -- input that goes missing, watches that die, builds that fail, logs (issue 8) -------------
+
+KEPT = "keeping every published feed as it is"
+LINE = re.compile(r"feedbridge: (DEBUG|INFO|WARNING|ERROR|CRITICAL): ")
+
+
+def snapshot(out: Path) -> dict[str, bytes]:
+    """What OUT publishes (not the temporaries of a write in progress)."""
+    files = (p for p in sorted(out.rglob("*")) if p.is_file() and not p.name.startswith("."))
+    return {str(p.relative_to(out)): p.read_bytes() for p in files}
+
+
+@pytest.mark.parametrize("how", ["moved away", "an empty folder", "a file"])
+def test_missing_root_keeps_every_feed_and_warns_once(
+    folders: tuple[Path, Path, Path], how: str
+) -> None:
+    """A root that is gone, unmounted (an empty mount point) or not a folder any more is not a
+    deletion of every source: the feeds stay byte for byte, one warning is logged however many
+    rescans and events meet it, and the daemon goes on once the root is back."""
+    d = RunningDaemon(*folders, "--interval", "0.2")
+    try:
+        before = snapshot(d.out)
+        away = d.dumps.with_name("away")
+        d.dumps.rename(away)
+        if how == "an empty folder":
+            d.dumps.mkdir()
+        elif how == "a file":
+            d.dumps.write_text("not a folder\n")
+        wait_for(lambda: KEPT in d.output(), what="the warning")
+        time.sleep(1.5)  # several rescans, and the watcher polling for the root
+        assert snapshot(d.out) == before
+        assert d.output().count(KEPT) == 1, d.output()
+        if d.dumps.is_dir():
+            d.dumps.rmdir()
+        elif d.dumps.exists():
+            d.dumps.unlink()
+        away.rename(d.dumps)
+        (d.dumps / "voa" / "back.md").write_text(
+            dump("https://www.voachinese.com/a/back.html", "Back again")
+        )
+        wait_for(lambda: "Back again" in d.feed("voa"), what="a dump once the root is back")
+        assert f"dumps root {d.dumps} is back" in d.output()
+        assert snapshot(d.out).keys() == before.keys()
+    finally:
+        assert d.stop() == 0
+
+
+def test_root_deleted_with_its_sources_and_recreated_is_watched_again(
+    folders: tuple[Path, Path, Path],
+) -> None:
+    """rm -rf of the root (every source folder goes with it) keeps the feeds; once the root
+    is made again it is watched again: a new dump is published by its file event, long before
+    the next rescan (an hour away)."""
+    d = RunningDaemon(*folders, "--interval", "3600")
+    try:
+        before = snapshot(d.out)
+        shutil.rmtree(d.dumps)
+        wait_for(lambda: KEPT in d.output(), what="the warning")
+        time.sleep(0.5)
+        assert snapshot(d.out) == before
+        shutil.copytree(EXAMPLES, d.dumps)
+        wait_for(lambda: f"watching {d.dumps} again" in d.output(), what="the new watch")
+        wait_for(lambda: f"dumps root {d.dumps} is back" in d.output(), what="the rescan")
+        # from here on only a file event can publish a dump before the next rescan
+        (d.dumps / "nyt" / "recreated.md").write_text(
+            dump("https://cn.nytimes.com/recreated/", "Written after the root came back")
+        )
+        wait_for(lambda: "Written after the root came back" in d.feed("nyt"), what="the event")
+        assert snapshot(d.out).keys() == before.keys()
+        assert d.output().count(KEPT) == 1
+    finally:
+        assert d.stop() == 0
+
+
+def test_failed_build_is_retried_with_backoff_until_it_succeeds(
+    folders: tuple[Path, Path, Path],
+) -> None:
+    """A feed folder replaced by a file makes every build fail (as a full disk would): the
+    failure is logged once, the build is retried without any new event, and the feed is
+    published once the obstacle is gone."""
+    d = RunningDaemon(*folders, "--interval", "3600")
+    try:
+        shutil.rmtree(d.out / "voa")
+        (d.out / "voa").write_text("in the way\n")
+        (d.dumps / "voa" / "retry.md").write_text(
+            dump("https://www.voachinese.com/a/retry.html", "Published by a retry")
+        )
+        wait_for(lambda: "build failed" in d.output(), what="the failure")
+        time.sleep(1.5)  # the first retry (after 1 s) fails too
+        assert d.output().count("build failed") == 1, d.output()
+        assert "retrying in 1 s" in d.output()
+        (d.out / "voa").unlink()
+        wait_for(lambda: "Published by a retry" in d.feed("voa"), what="the retry")
+        wait_for(lambda: "build succeeded after " in d.output(), what="the recovery line")
+        assert re.search(r"build succeeded after [2-9] failed attempts", d.output())
+        assert "Traceback" not in d.output()
+    finally:
+        assert d.stop() == 0
+
+
+def test_future_dump_is_logged_once_and_every_line_has_the_format(
+    folders: tuple[Path, Path, Path],
+) -> None:
+    port = free_port()
+    d = RunningDaemon(*folders, "--interval", "0.2", "--serve", f"127.0.0.1:{port}")
+    try:
+        path = d.dumps / "rfi" / "tomorrow.md"
+        when = int(time.time()) + 86400
+        path.write_text(dump("https://www.rfi.fr/cn/tomorrow", "Tomorrow", when=when))
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when))
+        line = f"future: {path}: dated {stamp}, left out until then"
+        wait_for(lambda: line in d.output(), what="the future line")
+        time.sleep(1.0)  # several rescans
+        assert d.output().count(line) == 1
+        assert "Tomorrow" not in d.feed("rfi")
+    finally:
+        assert d.stop() == 0
+    lines = d.output().splitlines()
+    assert [x for x in lines if not LINE.match(x)] == []
+    # "serving" only once the first build has published the feeds
+    serving = next(i for i, x in enumerate(lines) if f"serving http://127.0.0.1:{port}/" in x)
+    updated = next(i for i, x in enumerate(lines) if ": updated " in x)
+    assert updated < serving
+
+
+def test_busy_daemon_does_not_flood_the_log(folders: tuple[Path, Path, Path]) -> None:
+    """Bursts of file events and of SIGHUPs under rescans every 0.1 s: no scheduler lines
+    about skipped or missed jobs (nothing is submitted twice), and all of it is published."""
+    config = folders[0].parent / "fb.toml"
+    config.write_text("")
+    d = RunningDaemon(*folders, "--interval", "0.1", "--config", str(config))
+    try:
+        base = time.time() - 1000
+        for i in range(150):
+            (d.dumps / "voa" / f"burst{i}.md").write_text(
+                dump(f"https://www.voachinese.com/a/burst{i}.html", f"Burst {i}", when=base + i)
+            )
+            if i % 10 == 0:
+                d.send(signal.SIGHUP)
+        wait_for(lambda: "Burst 149" in d.feed("voa"), what=f"the last dump:\n{d.output()}")
+        time.sleep(0.5)
+        assert d.proc.poll() is None
+    finally:
+        assert d.stop() == 0
+    out = d.output()
+    assert "maximum number of running instances" not in out
+    assert "was missed" not in out
+    assert [x for x in out.splitlines() if not LINE.match(x)] == []
+
+
+# -- in-process units ---------------------------------------------------------------------
+
+
+def test_root_problem(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def known() -> list[str]:
+        return ["voa"]
+
+    def unknown() -> list[str]:
+        raise AssertionError("asked the index though the root holds a source")
+
+    root = tmp_path / "root"
+    assert root_problem(root, known) == "it is missing"
+    root.write_text("")
+    assert root_problem(root, known) == "it is not a folder"
+    root.unlink()
+    root.mkdir()
+    assert root_problem(root, list) is None  # a new, empty archive: nothing to lose
+    assert root_problem(root, known) == "it holds no source folder any more (an unmounted volume?)"
+    (root / ".snapshot").mkdir()
+    (root / "stray.md").write_text("")
+    assert root_problem(root, known) is not None  # hidden folders and files are no sources
+    (root / "voa").mkdir()
+    assert root_problem(root, unknown) is None
+
+    def denied(path: object) -> object:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr("os.scandir", denied)
+    assert root_problem(root, known) == "cannot read it (Permission denied)"
+
+
+def test_a_rescan_asked_by_events_waits_for_them_to_settle() -> None:
+    """rm -rf of a tree is a burst of events: the rescan it asks for runs once they stop, not
+    half-way through (which would take the half-deleted tree for the new state)."""
+    now = [100.0]
+    pending = Pending(clock=lambda: now[0])
+    pending.add({"voa/1.md"}, full=True)
+    assert pending.take() == (set(), SETTLE)
+    now[0] += SETTLE / 2
+    pending.add({"voa/2.md"})
+    assert pending.take() == (set(), SETTLE / 2)  # the paths wait for the rescan
+    now[0] += SETTLE / 2
+    assert pending.take() == (None, None)
+    assert pending.take() == (set(), None)  # the rescan took the paths too
+    assert not pending
+    # events that never stop hold the rescan back no longer than FULL_HOLD
+    for _ in range(int(FULL_HOLD / (SETTLE / 2))):
+        pending.add((), full=True)
+        assert pending.take()[0] == set()
+        now[0] += SETTLE / 2
+    pending.add((), full=True)
+    assert pending.take() == (None, None)
+
+
+def test_a_path_is_taken_once_it_had_no_event_for_settle_seconds() -> None:
+    now = [0.0]
+    pending = Pending(clock=lambda: now[0])
+    pending.add({"voa/1.md", "nyt/1.md"})
+    now[0] = 0.2
+    pending.add({"voa/1.md"})  # still being written
+    assert pending.take() == (set(), SETTLE - 0.2)
+    now[0] = SETTLE
+    assert pending.take() == ({"nyt/1.md"}, 0.2)
+    assert "voa/1.md" in pending
+    now[0] = 0.2 + SETTLE
+    assert pending.take() == ({"voa/1.md"}, None)
+    assert not pending
+
+
+def test_relative_paths_and_rescans(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    files = {f"{root}/scraper.log"}
+
+    def is_file(path: str) -> bool:
+        return path in files
+
+    def rel(*paths: str) -> tuple[set[str], bool]:
+        return relative_changes(root, [f"{root}/{p}" for p in paths], is_file)
+
+    assert rel("voa/1.md", "voa/sub/deep.md", ".git/x/y") == ({"voa/1.md"}, False)
+    assert rel("voa") == (set(), True)  # a source folder made, removed or renamed
+    assert rel("gone") == (set(), True)  # deleted: it may have been a source
+    assert rel("scraper.log") == (set(), False)  # a file in the root is no source
+    assert rel(".hidden", ".cache/x.md") == (set(), False)
+    assert relative_changes(root, [f"{tmp_path}/other/x.md"], is_file) == (set(), False)
+    assert relative_changes(root, [str(root)], is_file) == (set(), True)  # chmod, deleted
+
+
+@pytest.mark.parametrize(
+    ("attempt", "expected"), [(0, 1.0), (1, 2.0), (2, 4.0), (8, 256.0), (9, 300.0), (500, 300.0)]
+)
+def test_backoff(attempt: int, expected: float) -> None:
+    assert backoff(attempt, first=1.0, cap=300.0) == expected
+
+
+def test_a_dump_that_changes_while_it_is_read_is_read_again(
+    folders: tuple[Path, Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """README: 'a file that changes while it is being read is read again' -- the writer that
+    appends during the read is not published from the stale read, but re-queued and
+    published whole once it settles."""
+    import feedbridge.build
+
+    dumps, out, state = folders
+    path = dumps / "voa" / "growing.md"
+    head = dump("https://www.voachinese.com/a/growing.html", "Growing")
+    path.write_text(head)
+    real = feedbridge.build.read_dump
+    appended: list[bool] = []
+
+    def read_then_append(root: Path, st: Any, **kw: Any) -> Any:
+        result = real(root, st, **kw)
+        if st.rel == "voa/growing.md" and not appended:
+            appended.append(True)
+            path.write_text(head.replace("Growing", "Grown in full"))
+        return result
+
+    monkeypatch.setattr(feedbridge.build, "read_dump", read_then_append)
+    with open_builder(Config(), dumps=dumps, out=out, base_url=BASE_URL, state_dir=state) as (
+        builder,
+        state_dir,
+    ):
+        out.mkdir()
+        d = Daemon(
+            config=Config(),
+            config_file=None,
+            overrides=Overrides(dumps, out, None, None, state),
+            base_url=BASE_URL,
+        )
+        d._builder, d._state = builder, state_dir
+        now = [0.0]
+        d._pending = Pending(clock=lambda: now[0])
+        d.queue(({"voa/growing.md"}, False))
+        now[0] += SETTLE
+        d._changes()
+        assert appended
+        assert "voa/growing.md" in d._pending  # read again later, not taken as it was
+        assert "Growing" not in read(out / "voa" / "atom.xml")
+        now[0] += SETTLE
+        d._changes()
+        assert "Grown in full" in read(out / "voa" / "atom.xml")
+
+
+class FakeScheduler:
+    """Records the jobs the daemon submits; ``jobs`` are those not yet removed."""
+
+    def __init__(self) -> None:
+        self.added: list[tuple[str, datetime]] = []
+        self.jobs: dict[str, datetime] = {}
+
+    def add_job(
+        self, func: object, trigger: str, *, run_date: datetime, id: str, **_: object
+    ) -> None:
+        self.added.append((id, run_date))
+        self.jobs[id] = run_date
+
+    def get_job(self, job_id: str) -> datetime | None:
+        return self.jobs.get(job_id)
+
+    def remove_job(self, job_id: str) -> None:
+        del self.jobs[job_id]
+
+
+def test_a_one_off_job_is_not_submitted_while_one_waits(tmp_path: Path) -> None:
+    """The cause of APScheduler's 'maximum number of running instances reached' floods."""
+    d = Daemon(
+        config=Config(),
+        config_file=None,
+        overrides=Overrides(tmp_path, tmp_path / "out", None, None, None),
+        base_url=BASE_URL,
+    )
+    fake = FakeScheduler()
+    d._scheduler = fake
+    t = datetime(2026, 1, 1, tzinfo=UTC)
+    second = timedelta(seconds=1)
+    for _ in range(100):
+        d._schedule("changes", d._job_changes, t, once=True)
+    d._schedule("changes", d._job_changes, t + second, once=True)  # one due earlier waits
+    assert fake.added == [("changes", t)]
+    d._schedule("changes", d._job_changes, t - second, once=True)  # earlier: replaces it
+    d._schedule("reload", d._job_reload, t, once=True)  # another job
+    assert fake.added[1:] == [("changes", t - second), ("reload", t)]
+    d._started("changes")  # it runs: what is queued from now on needs another instance
+    d._schedule("changes", d._job_changes, t + second, once=True)
+    assert fake.added[3:] == [("changes", t + second)]
+
+
+def test_state_folder_errors_are_retried_with_growing_waits(
+    folders: tuple[Path, Path, Path],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An index that cannot be written (a full state folder) fails the build: logged once
+    as one line, retried after 1 s, 2 s, 4 s ..., capped at the interval, reset on success."""
+    import sqlite3
+
+    dumps, out, state = folders
+    t = datetime(2026, 1, 1, tzinfo=UTC)
+    with open_builder(Config(), dumps=dumps, out=out, base_url=BASE_URL, state_dir=state) as (
+        builder,
+        state_dir,
+    ):
+        d = Daemon(
+            config=Config(),
+            config_file=None,
+            overrides=Overrides(dumps, out, None, 5.0, state),
+            base_url=BASE_URL,
+            clock=lambda: t,
+        )
+        d._builder, d._state = builder, state_dir
+        fake = FakeScheduler()
+        d._scheduler = fake
+        real = builder.build
+        failures = [sqlite3.OperationalError("database or disk is full")] * 5
+
+        def build(**kw: Any) -> Any:
+            if failures:
+                raise failures.pop()
+            return real(**kw)
+
+        monkeypatch.setattr(builder, "build", build)
+        caplog.set_level(logging.DEBUG, "feedbridge")
+        for _ in range(5):
+            d._job_retry()
+        waits = [(when - t).total_seconds() for job, when in fake.added if job == "retry"]
+        assert waits == [1, 2, 4, 5, 5]
+        errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+        assert [r.getMessage() for r in errors] == [
+            "build failed: OperationalError: database or disk is full; retrying in 1 s,"
+            " then less often (every 5 s at most)"
+        ]
+        assert errors[0].exc_info is None  # an environment error, not a bug: no traceback
+        d._job_retry()
+        assert "build succeeded after 5 failed attempts" in caplog.text
+        assert "retry" not in fake.jobs
+        assert (out / "voa" / "atom.xml").is_file()
