@@ -45,7 +45,7 @@ from feedbridge.model import (
     Provenance,
 )
 from feedbridge.progress import Progress, no_progress
-from feedbridge.publish import write_if_changed
+from feedbridge.publish import remove_output, write_output
 
 logger = logging.getLogger(__name__)
 
@@ -394,7 +394,7 @@ class Builder:
             ("index.html", render_index(listing, title=title)),
             ("feeds.opml", render_opml(listing, title=title)),
         ):
-            if write_if_changed(out / name, data):
+            if write_output(out / name, data):
                 written.append(str(out / name))
         self.index.prune_content(keep)
         report = self._report(results, scanned, parsed, written, removed, now_s)
@@ -428,7 +428,7 @@ class Builder:
         fp = fingerprint(spec, urls, rows)
         written = []
         for path, render in zip(paths, (render_atom, render_rss, render_json), strict=True):
-            if write_if_changed(path, render(spec, entries, urls)):
+            if write_output(path, render(spec, entries, urls)):
                 written.append(str(path))
         self.index.store_feed(spec.name, fp, len(entries), _signature(paths))
         if written:
@@ -447,8 +447,7 @@ class Builder:
             folder = self.target.out / name
             for file in FEED_FILES:
                 path = folder / file
-                if path.exists():
-                    path.unlink()
+                if remove_output(path):
                     removed.append(str(path))
             with contextlib.suppress(OSError):
                 folder.rmdir()  # only when empty: never delete what feedbridge did not write

@@ -11,6 +11,7 @@ import os
 import tempfile
 from pathlib import Path
 
+from feedbridge.compress import gzip_twin, twin_path
 from feedbridge.errors import PublishError
 
 #: Mode of published files: readable by the web server.
@@ -66,3 +67,35 @@ def write_if_changed(path: Path, data: bytes) -> bool:
         return False
     write_atomic(path, data)
     return True
+
+
+def write_output(path: Path, data: bytes) -> bool:
+    """Write a file of OUT and its ``.gz`` twin, only when the file's bytes change; True if so.
+
+    The twin is written first: a process killed between the two writes leaves the old file
+    beside the new twin, and the next build, seeing the file differ, writes both again.  (The
+    other order could leave a stale twin behind a file that no longer changes.)  A file whose
+    bytes are unchanged keeps its twin untouched; a missing twin is written.
+    """
+    twin = twin_path(path)
+    if read_bytes(path) == data:
+        if not twin.exists():
+            write_atomic(twin, gzip_twin(data))
+        return False
+    write_if_changed(twin, gzip_twin(data))
+    write_atomic(path, data)
+    return True
+
+
+def remove_output(path: Path) -> bool:
+    """Delete a file of OUT and its twin; True if the file existed."""
+    existed = False
+    for victim in (path, twin_path(path)):
+        try:
+            victim.unlink()
+        except FileNotFoundError:
+            continue
+        except OSError as e:
+            raise PublishError(f"cannot remove {victim}: {e.strerror or e}") from e
+        existed = existed or victim == path
+    return existed
