@@ -12,12 +12,13 @@ import json
 import logging
 import os
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
 from feedbridge import __version__
+from feedbridge.budget import Trim, fit
 from feedbridge.config import Config, feed_urls, resolve_feeds
 from feedbridge.index import (
     DbRow,
@@ -74,6 +75,16 @@ class Target:
     out: Path
     base_url: str
     config: Config = field(default_factory=Config)
+
+
+def fit_feed(
+    spec: FeedSpec,
+    entries: Sequence[Entry],
+    urls: FeedUrls,
+    render: Callable[[FeedSpec, Sequence[Entry], FeedUrls], bytes],
+) -> tuple[bytes, Trim]:
+    """One document of a feed, trimmed to the feed's byte budget (see budget.py)."""
+    return fit(entries, lambda chosen: render(spec, chosen, urls), spec.max_feed_bytes)
 
 
 def fingerprint(spec: FeedSpec, urls: FeedUrls, rows: Sequence[Row]) -> str:
@@ -427,9 +438,16 @@ class Builder:
         rows, entries = self._entries(spec, now, plan.rows)
         fp = fingerprint(spec, urls, rows)
         written = []
+        trims = []
         for path, render in zip(paths, (render_atom, render_rss, render_json), strict=True):
-            if write_output(path, render(spec, entries, urls)):
+            data, trim = fit_feed(spec, entries, urls, render)
+            if trim:
+                trims.append(f"{path.name}: {trim}")
+            if write_output(path, data):
                 written.append(str(path))
+        if trims:
+            budget, what = spec.max_feed_bytes, "; ".join(trims)
+            logger.warning("feed %s: over max_feed_bytes %s: %s", spec.name, budget, what)
         self.index.store_feed(spec.name, fp, len(entries), _signature(paths))
         if written:
             logger.debug(
