@@ -437,14 +437,15 @@ class Builder:
 
         rows, entries = self._entries(spec, now, plan.rows)
         fp = fingerprint(spec, urls, rows)
-        written = []
-        trims = []
-        for path, render in zip(paths, (render_atom, render_rss, render_json), strict=True):
+        written, topics, trims = [], [], []
+        renders = (render_atom, render_rss, render_json)
+        for path, render, url in zip(paths, renders, (urls.atom, urls.rss, urls.json), strict=True):
             data, trim = fit_feed(spec, entries, urls, render)
             if trim:
                 trims.append(f"{path.name}: {trim}")
             if write_output(path, data):
                 written.append(str(path))
+                topics.append(url)
         if trims:
             budget, what = spec.max_feed_bytes, "; ".join(trims)
             logger.warning("feed %s: over max_feed_bytes %s: %s", spec.name, budget, what)
@@ -456,7 +457,8 @@ class Builder:
                 len(entries),
                 ", ".join(Path(p).name for p in written),
             )
-        return FeedResult(spec.name, len(entries), tuple(written)), [r.rel for r in rows]
+        result = FeedResult(spec.name, len(entries), tuple(written), tuple(topics), spec.hubs)
+        return result, [r.rel for r in rows]
 
     def _remove_stale(self, state: Mapping[str, object], current: set[str]) -> list[str]:
         """Delete the files of feeds that no longer exist (only files feedbridge wrote)."""

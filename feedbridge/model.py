@@ -106,6 +106,9 @@ class FeedResult:
     name: str
     entries: int
     written: tuple[str, ...] = ()
+    #: URLs of the documents written (WebSub topics to announce) and the hubs to tell.
+    topics: tuple[str, ...] = ()
+    hubs: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -54,8 +54,18 @@ def _not_found(environ: dict[str, Any], start_response: StartResponse) -> Iterab
     return [] if environ.get("REQUEST_METHOD") == "HEAD" else [body]
 
 
-def make_app(out: Path) -> WsgiApp:
-    """The WSGI application that serves OUT."""
+#: The ``Link`` header of a request path (WebSub discovery), None for none.
+LinkHeader = Callable[[str], str | None]
+
+
+def make_app(out: Path, link: LinkHeader | None = None) -> WsgiApp:
+    """The WSGI application that serves OUT (``.gz`` twins to clients that accept gzip)."""
+
+    def add_link(headers: Any, path: str, url: str) -> None:
+        value = link(url) if link else None
+        if value:
+            headers["Link"] = value
+
     from whitenoise import WhiteNoise
 
     class FeedFiles(WhiteNoise):  # type: ignore[misc]
@@ -74,6 +84,7 @@ def make_app(out: Path) -> WsgiApp:
         mimetypes=MEDIA_TYPES,
         max_age=MAX_AGE,
         allow_all_origins=True,
+        add_headers_function=add_link if link else None,
     )
     return app
 
@@ -81,7 +92,7 @@ def make_app(out: Path) -> WsgiApp:
 class Server:
     """waitress serving OUT in a background thread; ``close()`` stops it."""
 
-    def __init__(self, out: Path, host: str, port: int) -> None:
+    def __init__(self, out: Path, host: str, port: int, link: LinkHeader | None = None) -> None:
         from waitress.server import create_server
 
         # Bind here, so a busy port is our error to report and our socket to close.
@@ -94,7 +105,7 @@ class Server:
             sock.close()
             raise ConfigError(f"cannot serve on {host}:{port}: {e.strerror or e}") from e
         self._server = create_server(
-            make_app(out),
+            make_app(out, link),
             sockets=[sock],
             threads=4,
             ident="feedbridge",
