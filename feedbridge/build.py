@@ -46,7 +46,7 @@ from feedbridge.model import (
     Provenance,
 )
 from feedbridge.progress import Progress, no_progress
-from feedbridge.publish import remove_output, write_output
+from feedbridge.publish import Outputs, remove_output, write_output
 
 logger = logging.getLogger(__name__)
 
@@ -437,15 +437,17 @@ class Builder:
 
         rows, entries = self._entries(spec, now, plan.rows)
         fp = fingerprint(spec, urls, rows)
-        written, topics, trims = [], [], []
-        renders = (render_atom, render_rss, render_json)
-        for path, render, url in zip(paths, renders, (urls.atom, urls.rss, urls.json), strict=True):
-            data, trim = fit_feed(spec, entries, urls, render)
-            if trim:
-                trims.append(f"{path.name}: {trim}")
-            if write_output(path, data):
-                written.append(str(path))
-                topics.append(url)
+        trims = []
+        with Outputs() as outputs:
+            for path, render in zip(paths, (render_atom, render_rss, render_json), strict=True):
+                data, trim = fit_feed(spec, entries, urls, render)
+                if trim:
+                    trims.append(f"{path.name}: {trim}")
+                outputs.add(path, data)
+            changed = outputs.write()
+        document_urls = dict(zip(paths, (urls.atom, urls.rss, urls.json), strict=True))
+        written = [str(path) for path in changed]
+        topics = [document_urls[path] for path in changed]
         if trims:
             budget, what = spec.max_feed_bytes, "; ".join(trims)
             logger.warning("feed %s: over max_feed_bytes %s: %s", spec.name, budget, what)

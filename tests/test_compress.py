@@ -7,6 +7,7 @@ import gzip
 import os
 import shutil
 import struct
+import threading
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ import pytest
 from feedbridge import publish
 from feedbridge.compress import gzip_twin, twin_path
 from feedbridge.errors import PublishError
-from feedbridge.publish import remove_output, write_output
+from feedbridge.publish import Outputs, remove_output, write_output
 
 from .helpers import build, make_corpus, snapshot
 
@@ -126,3 +127,27 @@ def test_removed_feed_leaves_no_twin(corpus: tuple[Path, Path]) -> None:
     assert not (out / "ft").exists()
     assert len(report.removed) == 3
     assert _twins(out) == [twin_path(p) for p in _documents(out)]
+
+
+def test_outputs_compress_alongside_and_write_only_what_changed(tmp_path: Path) -> None:
+    same, new = tmp_path / "f" / "atom.xml", tmp_path / "f" / "rss.xml"
+    write_output(same, b"unchanged")
+    before = twin_path(same).stat().st_mtime_ns
+    threads = threading.active_count()
+    with Outputs() as outputs:
+        outputs.add(same, b"unchanged")
+        outputs.add(new, b"<rss/>" * 1000)
+        assert outputs.write() == [new]
+    assert threading.active_count() == threads
+    assert gzip.decompress(twin_path(new).read_bytes()) == b"<rss/>" * 1000
+    assert twin_path(new).read_bytes() == gzip_twin(b"<rss/>" * 1000)
+    assert twin_path(same).stat().st_mtime_ns == before
+
+
+def test_outputs_leave_no_thread_and_no_file_when_the_caller_fails(tmp_path: Path) -> None:
+    threads = threading.active_count()
+    with pytest.raises(RuntimeError), Outputs() as outputs:
+        outputs.add(tmp_path / "atom.xml", b"x" * 100_000)
+        raise RuntimeError("render failed")
+    assert threading.active_count() == threads
+    assert list(tmp_path.iterdir()) == []
