@@ -26,8 +26,6 @@ import logging
 import math
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -119,6 +117,9 @@ def _iso(when: datetime) -> str:
 
 def post_publish(hub: str, topic: str, timeout: float) -> str:
     """POST one publish ping; the hub's answer (``HTTP 202``), or PingError."""
+    import urllib.error  # here: a build that pings nobody does not load an HTTP client
+    import urllib.request
+
     request = urllib.request.Request(
         hub,
         data=publish_form(topic),
