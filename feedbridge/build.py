@@ -19,6 +19,7 @@ from pathlib import Path
 
 from feedbridge import __version__
 from feedbridge.budget import Trim, fit
+from feedbridge.compress import twin_path
 from feedbridge.config import Config, feed_urls, resolve_feeds
 from feedbridge.index import (
     DbRow,
@@ -118,8 +119,10 @@ def pick(newest_first: Iterable[Row], limit: int) -> list[Row]:
 
 
 def _signature(paths: Iterable[Path]) -> list[list[object]]:
+    """Size and mtime of a feed's files and their ``.gz`` twins: a file or twin changed or
+    deleted behind feedbridge's back makes the feed be written again."""
     sig: list[list[object]] = []
-    for p in paths:
+    for p in (f for path in paths for f in (path, twin_path(path))):
         try:
             st = p.stat()
             sig.append([p.name, st.st_size, st.st_mtime_ns])

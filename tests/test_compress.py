@@ -151,3 +151,11 @@ def test_outputs_leave_no_thread_and_no_file_when_the_caller_fails(tmp_path: Pat
         raise RuntimeError("render failed")
     assert threading.active_count() == threads
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_twin_deleted_behind_feedbridge_is_written_again(corpus: tuple[Path, Path]) -> None:
+    dumps, out = corpus
+    twin = twin_path(out / "voa" / "rss.xml")
+    twin.unlink()
+    build(dumps, out)
+    assert gzip.decompress(twin.read_bytes()) == (out / "voa" / "rss.xml").read_bytes()
