@@ -13,12 +13,14 @@ import logging
 import os
 import stat
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
 from feedbridge import __version__
+from feedbridge.budget import Trim, fit
+from feedbridge.compress import twin_path
 from feedbridge.config import Config, feed_urls, resolve_feeds
 from feedbridge.errors import ConfigError
 from feedbridge.index import (
@@ -47,7 +49,7 @@ from feedbridge.model import (
     Provenance,
 )
 from feedbridge.progress import Progress, no_progress
-from feedbridge.publish import write_if_changed
+from feedbridge.publish import Outputs, remove_output, write_output
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +78,16 @@ class Target:
     out: Path
     base_url: str
     config: Config = field(default_factory=Config)
+
+
+def fit_feed(
+    spec: FeedSpec,
+    entries: Sequence[Entry],
+    urls: FeedUrls,
+    render: Callable[[FeedSpec, Sequence[Entry], FeedUrls], bytes],
+) -> tuple[bytes, Trim]:
+    """One document of a feed, trimmed to the feed's byte budget (see budget.py)."""
+    return fit(entries, lambda chosen: render(spec, chosen, urls), spec.max_feed_bytes)
 
 
 def fingerprint(spec: FeedSpec, urls: FeedUrls, rows: Sequence[Row]) -> str:
@@ -109,8 +121,10 @@ def pick(newest_first: Iterable[Row], limit: int) -> list[Row]:
 
 
 def _signature(paths: Iterable[Path]) -> list[list[object]]:
+    """Size and mtime of a feed's files and their ``.gz`` twins: a file or twin changed or
+    deleted behind feedbridge's back makes the feed be written again."""
     sig: list[list[object]] = []
-    for p in paths:
+    for p in (f for path in paths for f in (path, twin_path(path))):
         try:
             st = p.stat()
             sig.append([p.name, st.st_size, st.st_mtime_ns])
@@ -404,7 +418,7 @@ class Builder:
             ("index.html", render_index(listing, title=title)),
             ("feeds.opml", render_opml(listing, title=title)),
         ):
-            if write_if_changed(out / name, data):
+            if write_output(out / name, data):
                 written.append(str(out / name))
         self.index.prune_content(keep)
         report = self._report(results, scanned, parsed, written, removed, now_s)
@@ -445,10 +459,20 @@ class Builder:
 
         rows, entries = self._entries(spec, now, plan.rows)
         fp = fingerprint(spec, urls, rows)
-        written = []
-        for path, render in zip(paths, (render_atom, render_rss, render_json), strict=True):
-            if write_if_changed(path, render(spec, entries, urls)):
-                written.append(str(path))
+        trims = []
+        with Outputs() as outputs:
+            for path, render in zip(paths, (render_atom, render_rss, render_json), strict=True):
+                data, trim = fit_feed(spec, entries, urls, render)
+                if trim:
+                    trims.append(f"{path.name}: {trim}")
+                outputs.add(path, data)
+            changed = outputs.write()
+        document_urls = dict(zip(paths, (urls.atom, urls.rss, urls.json), strict=True))
+        written = [str(path) for path in changed]
+        topics = [document_urls[path] for path in changed]
+        if trims:
+            budget, what = spec.max_feed_bytes, "; ".join(trims)
+            logger.warning("feed %s: over max_feed_bytes %s: %s", spec.name, budget, what)
         self.index.store_feed(spec.name, fp, len(entries), _signature(paths))
         if written:
             logger.debug(
@@ -457,7 +481,8 @@ class Builder:
                 len(entries),
                 ", ".join(Path(p).name for p in written),
             )
-        return FeedResult(spec.name, len(entries), tuple(written)), [r.rel for r in rows]
+        result = FeedResult(spec.name, len(entries), tuple(written), tuple(topics), spec.hubs)
+        return result, [r.rel for r in rows]
 
     def _remove_stale(self, state: Mapping[str, object], current: set[str]) -> list[str]:
         """Delete the files of feeds that no longer exist (only files feedbridge wrote)."""
@@ -466,8 +491,7 @@ class Builder:
             folder = self.target.out / name
             for file in FEED_FILES:
                 path = folder / file
-                if path.exists():
-                    path.unlink()
+                if remove_output(path):
                     removed.append(str(path))
             with contextlib.suppress(OSError):
                 folder.rmdir()  # only when empty: never delete what feedbridge did not write

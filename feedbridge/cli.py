@@ -22,6 +22,7 @@ from feedbridge.errors import ConfigError, FeedbridgeError, LockedError, Publish
 from feedbridge.logs import setup_logging
 from feedbridge.model import BuildReport
 from feedbridge.progress import Progress, no_progress, terminal_progress
+from feedbridge.state import default_state_dir
 
 EXIT_OK = 0
 EXIT_REJECTED = 1
@@ -225,6 +226,7 @@ def cli(ctx: click.Context, verbose: int, quiet: bool) -> None:
 @with_verbosity
 @with_common
 @click.option("--strict", is_flag=True, help="Exit 1 if any dump was rejected.")
+@click.option("--no-ping", is_flag=True, help="Do not notify WebSub hubs of changed feeds.")
 @click.pass_context
 def build(
     ctx: click.Context,
@@ -234,6 +236,7 @@ def build(
     config_file: Path | None,
     state_dir: Path | None,
     strict: bool,
+    no_ping: bool,
 ) -> None:
     """Regenerate every feed once and exit.
 
@@ -255,6 +258,8 @@ def build(
             progress=_progress(ctx),
             fallbacks=ctx.obj["verbose"] > 0,
         )
+    if not no_ping:
+        _ping(report, state_dir or s.config.state_dir or default_state_dir(s.out))
     _print_report(report, verbose=ctx.obj["verbose"] > 0)
     if not ctx.obj["quiet"]:
         click.echo(
@@ -265,6 +270,17 @@ def build(
         )
     if strict and report.rejected:
         sys.exit(EXIT_REJECTED)
+
+
+def _ping(report: BuildReport, state: Path) -> None:
+    """Tell the feeds' WebSub hubs what changed: one attempt each, waited for a bounded time;
+    what fails stays pending for the next build or the daemon, so a hub that is down delays
+    no cron job."""
+    from feedbridge.websub import BUILD_WAIT, Publisher, pings_of
+
+    publisher = Publisher(state, attempts=1, keep_failed=True)
+    publisher.notify(pings_of(report.feeds))
+    publisher.close(BUILD_WAIT)
 
 
 @cli.command()
@@ -365,7 +381,7 @@ def run(
 @state_option
 def status(out: Path | None, config_file: Path | None, state_dir: Path | None) -> None:
     """Show the last build: its time, entries per feed, rejected and future dumps."""
-    from feedbridge.state import default_state_dir, read_status
+    from feedbridge.state import read_status
 
     try:
         config = load_config(config_file) if config_file else Config()
@@ -397,6 +413,21 @@ def status(out: Path | None, config_file: Path | None, state_dir: Path | None) -
     click.echo(f"future dumps: {len(future)}")
     for line in future:
         click.echo(f"  {line}")
+    _print_pings(state)
+
+
+def _print_pings(state: Path) -> None:
+    from feedbridge.websub import read_pings
+
+    pings = read_pings(state)
+    if not pings["hubs"] and not pings["pending"]:
+        return
+    click.echo(f"websub hubs: {len(pings['hubs'])}, pings pending: {len(pings['pending'])}")
+    for hub, last in sorted(pings["hubs"].items()):
+        if isinstance(last, dict):
+            click.echo(
+                f"  {hub}: last ping {last.get('time')} {last.get('result')} ({last.get('url')})"
+            )
 
 
 def main() -> None:

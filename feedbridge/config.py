@@ -22,9 +22,17 @@ _NAME = re.compile(r"[^/\\\x00-\x1f]+")
 
 TOP_KEYS = {
     "title", "base_url", "dumps", "out", "state_dir", "pattern", "limit", "max_bytes",
-    "auto_feeds", "interval", "serve", "feeds",
+    "auto_feeds", "interval", "serve", "feeds", "hub", "max_feed_bytes",
 }  # fmt: skip
-FEED_KEYS = {"title", "sources", "link", "description", "language", "author", "limit"}
+FEED_KEYS = {
+    "title", "sources", "link", "description", "language", "author", "limit", "hub",
+    "max_feed_bytes",
+}  # fmt: skip
+#: Each feed document's byte budget: what WebSub hubs and subscribers commonly accept as one
+#: notification (flask-websub's default body limit), above a 50-entry feed of full articles.
+DEFAULT_MAX_FEED_BYTES = 1024 * 1024
+#: A budget below this cannot hold an empty feed's metadata.
+MIN_MAX_FEED_BYTES = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +50,8 @@ class Config:
     auto_feeds: bool = True
     interval: float = 300.0
     serve: str | None = None
+    hubs: tuple[str, ...] = ()
+    max_feed_bytes: int = DEFAULT_MAX_FEED_BYTES
     feeds: tuple[FeedSpec, ...] = ()
     source: Path | None = None
 
@@ -110,6 +120,28 @@ def check_feed_name(name: str, src: Path | None = None) -> str:
     return name
 
 
+def _hubs(table: Mapping[str, Any], where: str, src: Path | None) -> tuple[str, ...] | None:
+    """``hub``: one WebSub hub URL or a list of them (None when the key is absent)."""
+    value = table.get("hub")
+    if value is None:
+        return None
+    urls = [value] if isinstance(value, str) else value
+    if not isinstance(urls, list) or not all(isinstance(u, str) for u in urls):
+        raise _fail(src, f"{where}hub must be a URL or a list of URLs")
+    for url in urls:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise _fail(src, f"{where}hub {url!r} must be an absolute http(s) URL")
+    return tuple(dict.fromkeys(urls))
+
+
+def _max_feed_bytes(table: Mapping[str, Any], where: str, src: Path | None) -> int | None:
+    value = _typed(table, "max_feed_bytes", int, where, src)
+    if value is not None and value < MIN_MAX_FEED_BYTES:
+        raise _fail(src, f"{where}max_feed_bytes must be at least {MIN_MAX_FEED_BYTES}")
+    return value  # type: ignore[no-any-return]
+
+
 def _feed(name: str, table: Any, defaults: Config, src: Path | None) -> FeedSpec:
     where = f"[feeds.{name}] "
     if not isinstance(table, dict):
@@ -134,6 +166,8 @@ def _feed(name: str, table: Any, defaults: Config, src: Path | None) -> FeedSpec
         description=_typed(table, "description", str, where, src),
         language=_typed(table, "language", str, where, src),
         author=_typed(table, "author", str, where, src),
+        hubs=defaults.hubs if (hubs := _hubs(table, where, src)) is None else hubs,
+        max_feed_bytes=_max_feed_bytes(table, where, src) or defaults.max_feed_bytes,
     )
 
 
@@ -168,6 +202,8 @@ def parse_config(data: Mapping[str, Any], *, src: Path | None = None) -> Config:
         auto_feeds=data.get("auto_feeds", True) is not False,
         interval=float(interval) if interval else 300.0,
         serve=_typed(data, "serve", str, "", src),
+        hubs=_hubs(data, "", src) or (),
+        max_feed_bytes=_max_feed_bytes(data, "", src) or DEFAULT_MAX_FEED_BYTES,
         source=src,
     )
     if "auto_feeds" in data and not isinstance(data["auto_feeds"], bool):
@@ -208,7 +244,12 @@ def resolve_feeds(config: Config, folders: Iterable[str]) -> list[FeedSpec]:
         for folder in folders:
             if folder not in feeds and _NAME.fullmatch(folder) and not folder.startswith("."):
                 feeds[folder] = FeedSpec(
-                    name=folder, title=folder, sources=(folder,), limit=config.limit
+                    name=folder,
+                    title=folder,
+                    sources=(folder,),
+                    limit=config.limit,
+                    hubs=config.hubs,
+                    max_feed_bytes=config.max_feed_bytes,
                 )
     return [feeds[name] for name in sorted(feeds)]
 

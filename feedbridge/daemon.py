@@ -44,6 +44,7 @@ from feedbridge.errors import ConfigError, FeedbridgeError, PublishError
 from feedbridge.model import BuildReport
 from feedbridge.state import write_status
 from feedbridge.watch import backoff, root_problem
+from feedbridge.websub import STOP_WAIT, Publisher, pings_of
 
 logger = logging.getLogger(__name__)
 
@@ -110,6 +111,8 @@ class Daemon:
         self._root_problem: str | None = None
         self._root_lock = threading.Lock()
         self._announced = False
+        #: WebSub pings go out from its threads; a ping never waits for a build, nor one for it.
+        self._publisher = Publisher(None)
         self._builder: Builder | None = None
         self._state: Path | None = None
         self._scheduler: Any = None
@@ -128,11 +131,13 @@ class Daemon:
             parallel=False,
         ) as (builder, state):
             self._builder, self._state = builder, state
+            self._publisher = Publisher(state)
             previous = self._install_signals()  # from here on, SIGTERM means a clean stop
             try:
                 self._serve_until_stopped(o)
             finally:
                 _restore_signals(previous)
+                self._publisher.close(STOP_WAIT)
         return 0
 
     def _serve_until_stopped(self, o: Overrides) -> None:
@@ -185,7 +190,7 @@ class Daemon:
             return None
         from feedbridge.serve import Server
 
-        server = Server(self.overrides.out, *self.serve)
+        server = Server(self.overrides.out, *self.serve, link=self._link)
         server.start()
         self.server_url = server.url  # announced once the first build is done
         return server
@@ -198,6 +203,11 @@ class Daemon:
         if self.server_url is not None:
             url = self.server_url
             logger.info("serving %s -- subscribe to %sNAME/atom.xml", url, url)
+
+    def _link(self, url_path: str) -> str | None:
+        from feedbridge.websub import link_header
+
+        return link_header(self.config, self.base_url, url_path)
 
     def _install_signals(self) -> dict[int, Any]:
         previous: dict[int, Any] = {}
@@ -379,6 +389,7 @@ class Daemon:
             return None
         self._succeeded()
         ms = (time.perf_counter() - started) * 1000
+        self._publisher.notify(pings_of(report.feeds))
         changed = [f for f in report.feeds if f.written]
         if changed or report.removed:
             feeds = ", ".join(f"{f.name} ({f.entries} entries)" for f in changed)

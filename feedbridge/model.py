@@ -64,6 +64,10 @@ class FeedSpec:
     description: str | None = None
     language: str | None = None
     author: str | None = None
+    #: WebSub hubs the feed names and notifies when its files change (config ``hub``).
+    hubs: tuple[str, ...] = ()
+    #: Byte budget of each of its documents (config ``max_feed_bytes``); None: no budget.
+    max_feed_bytes: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +106,9 @@ class FeedResult:
     name: str
     entries: int
     written: tuple[str, ...] = ()
+    #: URLs of the documents written (WebSub topics to announce) and the hubs to tell.
+    topics: tuple[str, ...] = ()
+    hubs: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,6 +29,7 @@ from feedbridge.model import Entry, FeedSpec, FeedUrls
 #: ``updated`` of a feed without entries: a fixed instant keeps empty feeds byte-stable.
 EMPTY_FEED_TIME = datetime(1970, 1, 1, tzinfo=UTC)
 JSONFEED_VERSION = "https://jsonfeed.org/version/1.1"
+ATOM_NS = "http://www.w3.org/2005/Atom"
 
 
 class _Zulu(datetime):
@@ -96,6 +97,7 @@ def _generator(
     fg.author({"name": name_text(feed_author(spec))})
     # feedgen uses the last link as RSS's channel <link>: the site must come last.
     fg.link(href=self_url, rel="self", type=self_type)
+    _add_hubs(fg, spec.hubs)
     fg.link(href=urls.site, rel="alternate", type="text/html")
     fg.description(html_text(spec.description or spec.title))
     if spec.language:
@@ -105,6 +107,32 @@ def _generator(
     for entry in entries:
         _add_entry(fg, spec, entry)
     return fg
+
+
+def _add_hubs(fg: Any, hubs: Sequence[str]) -> None:
+    """WebSub discovery: ``<link rel="hub">`` in Atom, ``<atom:link rel="hub">`` in RSS."""
+    if not hubs:
+        return
+    for hub in hubs:
+        fg.link(href=hub, rel="hub")
+    fg.register_extension("websub", _RssHubs, atom=False, rss=True)
+    fg.websub.hubs = tuple(hubs)
+
+
+class _RssHubs:
+    """feedgen writes only the self link as atom:link in RSS; this adds the hubs beside it."""
+
+    hubs: tuple[str, ...] = ()
+
+    def extend_ns(self) -> dict[str, str]:
+        return {}
+
+    def extend_rss(self, feed: Any) -> Any:
+        channel = feed[0]
+        for hub in self.hubs:
+            link = channel.makeelement(f"{{{ATOM_NS}}}link", {"href": hub, "rel": "hub"})
+            channel.append(link)
+        return feed
 
 
 def _add_entry(fg: Any, spec: FeedSpec, entry: Entry) -> None:
@@ -154,6 +182,8 @@ def render_json(spec: FeedSpec, entries: Sequence[Entry], urls: FeedUrls) -> byt
     }
     if spec.language:
         feed["language"] = spec.language
+    if spec.hubs:
+        feed["hubs"] = [{"type": "WebSub", "url": hub} for hub in spec.hubs]
     items = []
     for entry in entries:
         when = rfc3339(entry.published)

@@ -130,8 +130,18 @@ def _not_found(environ: dict[str, Any], start_response: StartResponse) -> Iterab
     return [] if environ.get("REQUEST_METHOD") == "HEAD" else [body]
 
 
-def make_app(out: Path) -> WsgiApp:
-    """The WSGI application that serves OUT."""
+#: The ``Link`` header of a request path (WebSub discovery), None for none.
+LinkHeader = Callable[[str], str | None]
+
+
+def make_app(out: Path, link: LinkHeader | None = None) -> WsgiApp:
+    """The WSGI application that serves OUT (``.gz`` twins to clients that accept gzip)."""
+
+    def add_link(headers: Any, path: str, url: str) -> None:
+        value = link(url) if link else None
+        if value:
+            headers["Link"] = value
+
     from whitenoise import WhiteNoise
     from whitenoise.responders import MissingFileError, StaticFile
 
@@ -152,6 +162,8 @@ def make_app(out: Path) -> WsgiApp:
             self.add_cache_headers(headers, path, url)
             if self.allow_all_origins:
                 headers["Access-Control-Allow-Origin"] = "*"
+            if self.add_headers_function:
+                self.add_headers_function(headers, path, url)
             return StaticFile(real, headers.items(), encodings=encodings)
 
         def add_mime_headers(self, headers: Any, path: str, url: str) -> None:
@@ -169,6 +181,7 @@ def make_app(out: Path) -> WsgiApp:
         mimetypes=MEDIA_TYPES,
         max_age=MAX_AGE,
         allow_all_origins=True,
+        add_headers_function=add_link if link else None,
     )
     return app
 
@@ -259,6 +272,7 @@ class Server:
         host: str,
         port: int,
         *,
+        link: LinkHeader | None = None,
         max_connections: int = CONNECTION_LIMIT,
         request_timeout: float = REQUEST_TIMEOUT,
     ) -> None:
@@ -289,7 +303,7 @@ class Server:
         )
         server_class, _channel = _server_classes()
         self._server = server_class(
-            make_app(out),
+            make_app(out, link),
             map={},
             _sock=sock,
             adj=adj,

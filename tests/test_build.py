@@ -44,8 +44,11 @@ def test_one_feed_per_source(built: tuple[Path, Path]) -> None:
     for source in SOURCES:
         assert sorted(p.name for p in (out / source).iterdir()) == [
             "atom.xml",
+            "atom.xml.gz",
             "feed.json",
+            "feed.json.gz",
             "rss.xml",
+            "rss.xml.gz",
         ]
     assert (out / "index.html").is_file() and (out / "feeds.opml").is_file()
 
@@ -199,10 +202,12 @@ def test_edited_dump_changes_exactly_its_feeds(tmp_path: Path) -> None:
     target.write_text(text, "utf-8")
     report = build(dumps, out, config)
     after = snapshot(out)
-    changed = sorted(k for k in after if after[k] != before.get(k))
+    changed = sorted(k for k in after if after[k] != before.get(k) and not k.endswith(".gz"))
     assert changed == sorted(
         f"{feed}/{f}" for feed in ("voa", "combined") for f in ("atom.xml", "feed.json", "rss.xml")
     )
+    twins = sorted(k for k in after if after[k] != before.get(k) and k.endswith(".gz"))
+    assert twins == [f"{c}.gz" for c in changed]
     assert sorted(report.written) == sorted(str(out / c) for c in changed)
     assert "就职日看点（更新）" in (out / "voa" / "atom.xml").read_text("utf-8")
 

@@ -105,7 +105,9 @@ def test_build_from_config_file_alone(tmp_path: Path) -> None:
     assert code == 0
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
         "feeds.opml",
+        "feeds.opml.gz",
         "index.html",
+        "index.html.gz",
         "nyt",
         "rfi",
         "voa",
