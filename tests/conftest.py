@@ -47,3 +47,26 @@ def _isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
 def corpus_present() -> None:
     if not CORPUS.is_dir():
         pytest.fail(f"the shared corpus is missing at {CORPUS} (set FEEDBRIDGE_SHARED)")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_logging() -> Iterator[None]:
+    """A CLI call in one test (``-q`` sets the level to ERROR) must not silence the next test's
+    ``caplog``: restore what ``setup_logging`` changes."""
+    import logging
+    import threading
+
+    from feedbridge.logs import LIBRARIES, PREFIX
+
+    names = ["", PREFIX, *LIBRARIES]
+    saved = {n: (logging.getLogger(n).level, logging.getLogger(n).propagate) for n in names}
+    handlers = list(logging.getLogger().handlers)
+    hook = threading.excepthook
+    yield
+    for n, (level, propagate) in saved.items():
+        logging.getLogger(n).setLevel(level)
+        logging.getLogger(n).propagate = propagate
+    logging.getLogger(PREFIX).handlers[:] = []
+    logging.getLogger().handlers[:] = handlers
+    logging.captureWarnings(False)
+    threading.excepthook = hook
