@@ -19,21 +19,7 @@ from pathlib import Path
 
 from feedbridge import __version__
 from feedbridge.config import Config, feed_urls, resolve_feeds
-from feedbridge.index import (
-    DbRow,
-    FileStat,
-    Index,
-    Row,
-    db_row,
-    is_dump_name,
-    list_sources,
-    read_dump,
-    rejection,
-    row_warnings,
-    scan,
-    scan_all,
-    stat_dump,
-)
+from feedbridge.index import DbRow, Index, Row, db_row, rejection, row_warnings
 from feedbridge.model import (
     BuildReport,
     Content,
@@ -46,6 +32,15 @@ from feedbridge.model import (
 )
 from feedbridge.progress import Progress, no_progress
 from feedbridge.publish import write_if_changed
+from feedbridge.scan import (
+    FileStat,
+    is_dump_name,
+    list_sources,
+    read_dump,
+    scan,
+    scan_all,
+    stat_dump,
+)
 
 logger = logging.getLogger(__name__)
 

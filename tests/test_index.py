@@ -18,8 +18,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from feedbridge.config import Config, resolve_feeds
-from feedbridge.index import HEAD_BYTES, SCHEMA, Index, Row, db_row, from_db
+from feedbridge.index import SCHEMA, Index, Row, db_row, from_db
 from feedbridge.model import Provenance
+from feedbridge.scan import HEAD_BYTES
 from feedbridge.state import INDEX_NAME
 
 from .conftest import BASE_URL, EXAMPLES, NOW
@@ -296,13 +297,13 @@ def test_parallel_workers_build_the_same_bytes_as_one_process(
     forced on for a small corpus, the result must equal the one-process build, also after
     changes and deletions."""
     from feedbridge import build as build_module
-    from feedbridge import index as index_module
+    from feedbridge import scan as scan_module
 
     from .helpers import make_corpus
 
     dumps = make_corpus(tmp_path / "dumps")
     serial = cold_build(dumps, tmp_path)
-    monkeypatch.setattr(index_module, "PARALLEL_MIN_FILES", 1)
+    monkeypatch.setattr(scan_module, "PARALLEL_MIN_FILES", 1)
     monkeypatch.setattr(build_module, "PARALLEL_MIN_BODIES", 1)
     out, state = tmp_path / "out", tmp_path / "state"
     report = build(dumps, out, state=state)
@@ -326,7 +327,7 @@ def test_scan_workers_build_the_feeds_of_single_sources(
     their bodies as it goes); the parent then renders only the multi-source feed and cleans
     only what no single-source feed had.  Bytes and report equal a one-process build."""
     from feedbridge import build as build_module
-    from feedbridge import index as index_module
+    from feedbridge import scan as scan_module
     from feedbridge.model import FeedSpec
 
     from .helpers import make_corpus
@@ -339,11 +340,11 @@ def test_scan_workers_build_the_feeds_of_single_sources(
     serial_report = build(dumps, fresh / "out", config, state=fresh / "state")
     serial = feed_bytes(fresh / "out")
 
-    prefetched: list[index_module.Row] = []
+    prefetched: list[Row] = []
     rendered_here: list[str] = []
     prefetch, build_feed = build_module.Builder._prefetch, build_module.Builder._build_feed
 
-    def spy_prefetch(self: build_module.Builder, rows: list[index_module.Row]) -> None:
+    def spy_prefetch(self: build_module.Builder, rows: list[Row]) -> None:
         prefetched.extend(rows)  # recorded in this process only, not in forked workers
         prefetch(self, rows)
 
@@ -356,7 +357,7 @@ def test_scan_workers_build_the_feeds_of_single_sources(
 
     monkeypatch.setattr(build_module.Builder, "_prefetch", spy_prefetch)
     monkeypatch.setattr(build_module.Builder, "_build_feed", spy_build_feed)
-    monkeypatch.setattr(index_module, "PARALLEL_MIN_FILES", 1)
+    monkeypatch.setattr(scan_module, "PARALLEL_MIN_FILES", 1)
     out, state = tmp_path / "out", tmp_path / "state"
     report = build(dumps, out, config, state=state)
     assert feed_bytes(out) == serial
@@ -369,7 +370,7 @@ def test_scan_workers_build_the_feeds_of_single_sources(
 
     index = Index(state / INDEX_NAME, root=dumps, out=out)
     try:
-        specs = resolve_feeds(config, index_module.list_sources(dumps))
+        specs = resolve_feeds(config, scan_module.list_sources(dumps))
         shown = {
             spec.name: build_module.select(index, spec, int(NOW.timestamp())) for spec in specs
         }
@@ -383,7 +384,7 @@ def test_scan_workers_build_the_feeds_of_single_sources(
 def test_fast_header_path_stores_the_same_rows_as_the_full_parser(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from feedbridge import index as index_module
+    from feedbridge import scan as scan_module
 
     from .helpers import make_corpus
 
@@ -398,7 +399,7 @@ def test_fast_header_path_stores_the_same_rows_as_the_full_parser(
             con.close()
 
     fast = rows(tmp_path / "fast")
-    monkeypatch.setattr(index_module, "plain_head", lambda data, complete: None)
+    monkeypatch.setattr(scan_module, "plain_head", lambda data, complete: None)
     slow = rows(tmp_path / "slow")
     assert fast == slow
     assert len(fast) > 100
