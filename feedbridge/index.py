@@ -21,7 +21,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from feedbridge import __version__
-from feedbridge.model import Content, Provenance, Rejection
+from feedbridge.errors import CorruptIndexError
+from feedbridge.model import Content, Provenance
 
 logger = logging.getLogger(__name__)
 
@@ -67,21 +68,83 @@ def db_row(r: Row) -> DbRow:
     return (r.rel, r.source, r.size, r.mtime_ns, r.id, r.url, r.title, r.published, extra)
 
 
+_PROVENANCES = frozenset(p.value for p in Provenance)
+
+
+def _str_or_none(value: object) -> bool:
+    return value is None or type(value) is str
+
+
 def from_db(r: DbRow) -> Row:
+    """A row of the ``dumps`` table; CorruptIndexError for anything this code never writes
+    (a column of the wrong type, ``extra`` that is not its JSON)."""
+    if len(r) != 9 or not (
+        type(r[0]) is str
+        and type(r[1]) is str
+        and type(r[2]) is int
+        and type(r[3]) is int
+        and _str_or_none(r[4])
+        and _str_or_none(r[5])
+        and _str_or_none(r[6])
+        and (r[7] is None or type(r[7]) is int)
+    ):
+        raise CorruptIndexError(f"a row of the dumps table does not decode: {r!r:.200}")
     if r[8] is None:
         return Row(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], _EPOCH)
-    provenance, warnings, line, reason = json.loads(r[8])
+    provenance, warnings, line, reason = _extra(r[8])
     return Row(
         r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], provenance, tuple(warnings), line, reason
     )
+
+
+def _extra(value: object) -> tuple[str | None, list[str], int, str | None]:
+    """The ``extra`` column: JSON ``[provenance, warnings, line, reason]``."""
+    try:
+        if type(value) is not str:
+            raise TypeError(type(value).__name__)
+        provenance, warnings, line, reason = json.loads(value)
+        if not (
+            (provenance is None or provenance in _PROVENANCES)
+            and type(warnings) is list
+            and all(type(w) is str for w in warnings)
+            and type(line) is int
+            and _str_or_none(reason)
+        ):
+            raise TypeError("unexpected values")
+    except (TypeError, ValueError) as e:
+        raise CorruptIndexError(f"an extra column does not decode ({e}): {value!r:.200}") from e
+    return provenance, warnings, line, reason
 
 
 def row_warnings(r: DbRow) -> list[str]:
     """The warnings parsing this dump gave (logged once, when it is parsed)."""
     if r[8] is None:
         return []
-    warnings: list[str] = json.loads(r[8])[1]
-    return warnings
+    return _extra(r[8])[1]
+
+
+#: SQLite's result codes for a file that is damaged (or not SQLite at all); disk full, I/O
+#: errors, locks and read-only files are not damage and are not answered by a rebuild.
+_DAMAGE = frozenset(
+    (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_FORMAT, sqlite3.SQLITE_MISMATCH)
+)
+#: SQLITE_ERROR messages that mean the schema this code created is not there any more.
+_MISSING = ("no such table", "no such column", "no such index")
+
+
+def is_damage(e: BaseException) -> bool:
+    """Whether an error from the index means the index file is damaged: set it aside and
+    rebuild.  Other SQLite errors (disk full, read-only, locked) are not."""
+    if isinstance(e, CorruptIndexError):
+        return True
+    if not isinstance(e, sqlite3.DatabaseError):
+        return False
+    code = getattr(e, "sqlite_errorcode", None)
+    if code is None:  # an error that crossed a process boundary without its code
+        return type(e) is sqlite3.DatabaseError
+    if code & 0xFF == sqlite3.SQLITE_ERROR:
+        return str(e).startswith(_MISSING)
+    return code & 0xFF in _DAMAGE
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,9 +203,12 @@ def _insert_content(db: sqlite3.Connection, items: Iterable[tuple[Row, Content]]
 
 
 def known_rows(db: sqlite3.Connection, source: str) -> Known:
+    """What the index knows of a source's files.  A row whose ``source`` column disagrees with
+    its path (damage) is left out: its file is then read again, and the row replaced."""
     # A range of the primary key: a source's paths all start with "source/" ("0" follows "/").
-    sql = "SELECT rel, size, mtime_ns FROM dumps WHERE rel >= ? AND rel < ?"
-    return {rel: (size, mt) for rel, size, mt in db.execute(sql, (f"{source}/", f"{source}0"))}
+    sql = "SELECT rel, size, mtime_ns FROM dumps WHERE rel >= ? AND rel < ? AND source = ?"
+    params = (f"{source}/", f"{source}0", source)
+    return {rel: (size, mt) for rel, size, mt in db.execute(sql, params)}
 
 
 class Index:
@@ -194,6 +260,8 @@ class Index:
             logger.warning("index %s is from another version or output: rebuilding it", self.path)
             self._remove()
         except sqlite3.DatabaseError as e:
+            if not is_damage(e):
+                raise
             logger.warning(
                 "index %s is unreadable (%s): setting it aside and rebuilding", self.path, e
             )
@@ -256,11 +324,27 @@ class Index:
     def close(self) -> None:
         self.db.close()
 
+    def reset(self, why: BaseException) -> None:
+        """Damage found while in use (see ``is_damage``): set the file aside as at open time
+        and start an empty index, so that the next build is a cold one."""
+        logger.warning(
+            "index %s is damaged (%s): setting it aside and rebuilding from the dumps",
+            self.path or ":memory:",
+            " ".join(str(why).split())[:200],
+        )
+        with contextlib.suppress(sqlite3.Error):
+            self.db.close()
+        self._set_aside()
+        self.db = self._connect()
+        self._create(self.db)
+
     # -- dumps ------------------------------------------------------------------------------
 
     def source_counts(self) -> dict[str, int]:
         sql = "SELECT source, count(*) FROM dumps GROUP BY source"
         counts: dict[str, int] = dict(self.db.execute(sql).fetchall())
+        if not all(type(s) is str for s in counts):
+            raise CorruptIndexError("a source in the dumps table is not text")
         return counts
 
     def signature(self, rel: str) -> tuple[int, int] | None:
@@ -286,7 +370,10 @@ class Index:
                 SELECT (SELECT min(source) FROM dumps WHERE source > s.source) FROM s
                 WHERE s.source IS NOT NULL)
             SELECT source FROM s WHERE source IS NOT NULL"""
-        return [r[0] for r in self.db.execute(sql)]
+        sources = [r[0] for r in self.db.execute(sql)]
+        if not all(type(s) is str for s in sources):
+            raise CorruptIndexError("a source in the dumps table is not text")
+        return sources
 
     def newest(self, sources: Iterable[str], now: int) -> Iterator[Row]:
         """Accepted dumps of these sources, newest first (then by path), none after ``now``.
@@ -338,7 +425,13 @@ class Index:
             " WHERE rel = ? AND size = ? AND mtime_ns = ?",
             (row.rel, row.size, row.mtime_ns),
         ).fetchone()
-        return Content(r[0], r[1], r[2], r[3]) if r else None
+        if r is None:
+            return None
+        if not (
+            type(r[0]) is str and type(r[1]) is str and _str_or_none(r[2]) and _str_or_none(r[3])
+        ):
+            raise CorruptIndexError(f"a row of the content table does not decode: {r!r:.200}")
+        return Content(r[0], r[1], r[2], r[3])
 
     def store_content(self, items: Iterable[tuple[Row, Content]]) -> None:
         if self.held is not None:
@@ -365,12 +458,24 @@ class Index:
     # -- rendered feeds ---------------------------------------------------------------------
 
     def feed_state(self) -> dict[str, tuple[str, int, list[list[object]]]]:
-        return {
-            name: (fp, n, json.loads(files))
-            for name, fp, n, files in self.db.execute(
-                "SELECT name, fingerprint, entries, files FROM feeds"
-            )
-        }
+        state: dict[str, tuple[str, int, list[list[object]]]] = {}
+        for name, fp, n, files in self.db.execute(
+            "SELECT name, fingerprint, entries, files FROM feeds"
+        ):
+            try:
+                signature = json.loads(files)
+                if not (
+                    type(name) is str
+                    and type(fp) is str
+                    and type(n) is int
+                    and type(signature) is list
+                    and all(type(f) is list for f in signature)
+                ):
+                    raise TypeError("unexpected values")
+            except (TypeError, ValueError) as e:
+                raise CorruptIndexError(f"a row of the feeds table does not decode ({e})") from e
+            state[name] = (fp, n, signature)
+        return state
 
     def store_feed(
         self, name: str, fingerprint: str, entries: int, files: list[list[object]]
@@ -396,7 +501,3 @@ class Index:
 
 def _newest_key(row: Row) -> tuple[int, str]:
     return (row.published or 0, row.rel)
-
-
-def rejection(row: Row, root: Path) -> Rejection:
-    return Rejection(str(root / row.rel), row.line, row.reason or "")
