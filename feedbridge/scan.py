@@ -491,14 +491,13 @@ def scan_changes(root: Path, source: str, pattern: str, max_bytes: int, known: K
     """One source folder against what the index knows of it (``rel -> (size, mtime_ns)``):
     new and changed files parsed, deleted ones named.
 
-    A folder that is gone has lost all its dumps.  A folder that cannot be read (no
-    permission, a symbolic link loop, an I/O error) changes nothing: the result says why in
-    ``failed``, and keeps every dump the index knows of it.
+    A folder that cannot be read (no permission, a symbolic link loop, an I/O error, gone
+    since the root was listed) changes nothing: the result says why in ``failed``, and keeps
+    every dump the index knows of it.  Only a folder the root no longer lists loses its dumps
+    (the caller does not scan it).
     """
     try:
         folder = os.open(f"{root}/{source}", _OPEN_FLAGS | os.O_DIRECTORY)
-    except _GONE:
-        return ScanResult(source, 0, [], list(known))
     except OSError as e:
         return _unreadable(root, source, known, e)
     try:

@@ -636,3 +636,26 @@ def test_an_orphaned_scan_worker_publishes_nothing(tree: Path, tmp_path: Path) -
         assert (out / "s" / "atom.xml").exists()
     finally:
         index.close()
+
+
+def test_a_folder_gone_after_the_root_was_listed_keeps_its_feed(
+    tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A source renamed or removed mid-build is not taken as empty: its feed is emptied only
+    by a later build whose listing of the root no longer has it (then it is removed)."""
+    from feedbridge import build as build_module
+
+    out, state = tmp_path / "out", tmp_path / "state"
+    build(tree, out, ALL, state=state)
+    before = snapshot(out)["s/atom.xml"]
+    shutil.move(tree / "s", tmp_path / "moved")
+    (tree / "t").mkdir()
+    stale = scan_module.RootListing(["s", "t"], [])
+    with monkeypatch.context() as m:
+        m.setattr(build_module, "list_root", lambda root, pattern: stale)
+        report = build(tree, out, ALL, state=state)
+    assert snapshot(out)["s/atom.xml"] == before
+    assert any(w.startswith(f"{tree / 's'}: cannot read this folder") for w in report.warnings)
+    report = build(tree, out, ALL, state=state)
+    assert not (out / "s").exists()
+    assert [f.name for f in report.feeds] == ["t"]
