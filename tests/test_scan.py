@@ -659,3 +659,16 @@ def test_a_folder_gone_after_the_root_was_listed_keeps_its_feed(
     report = build(tree, out, ALL, state=state)
     assert not (out / "s").exists()
     assert [f.name for f in report.feeds] == ["t"]
+
+
+def test_a_dumps_root_whose_own_name_is_not_utf8(tmp_path: Path) -> None:
+    """The index stores the root's path too: as text, not as the surrogates Python uses."""
+    root = Path(bpath(tmp_path, b"d\xff"))
+    (root / "s").mkdir(parents=True)
+    (root / "s" / "1.md").write_bytes(dump(1))
+    (root / "s" / "2.md").write_bytes(b"not a dump\n")
+    out, state = tmp_path / "out", tmp_path / "state"
+    report = build(root, out, ALL, state=state)
+    assert url(1) in published(out)
+    assert list(named(report)) == [f"{tmp_path}/d\\xff/s/2.md"]
+    assert build(root, out, ALL, state=state).parsed == 0
