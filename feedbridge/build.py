@@ -22,22 +22,8 @@ from feedbridge import __version__
 from feedbridge.budget import Trim, fit
 from feedbridge.compress import twin_path
 from feedbridge.config import Config, feed_urls, resolve_feeds
-from feedbridge.errors import ConfigError
-from feedbridge.index import (
-    DbRow,
-    FileStat,
-    Index,
-    Row,
-    db_row,
-    is_dump_name,
-    list_sources,
-    read_dump,
-    rejection,
-    row_warnings,
-    scan,
-    scan_all,
-    stat_dump,
-)
+from feedbridge.errors import SourceError
+from feedbridge.index import DbRow, Index, Row, db_row, is_damage, row_warnings
 from feedbridge.model import (
     BuildReport,
     Content,
@@ -47,9 +33,23 @@ from feedbridge.model import (
     FeedSpec,
     FeedUrls,
     Provenance,
+    Rejection,
 )
 from feedbridge.progress import Progress, no_progress
 from feedbridge.publish import Outputs, remove_output, write_output
+from feedbridge.scan import (
+    FileStat,
+    RootListing,
+    index_key,
+    is_dump_name,
+    list_dumps,
+    list_root,
+    printable,
+    read_dump,
+    rejected,
+    scan_all,
+    stat_dump,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -139,10 +139,14 @@ PARALLEL_MIN_BODIES = 64
 
 def load_content(root: Path, row: Row, max_bytes: int) -> Content | Row | None:
     """A selected dump's cleaned body; or, when the file changed since the index saw it, its
-    new Row (None if it is gone), for the index to learn."""
+    new Row (None if it is gone), for the index to learn.  Total, like ``read_dump``: a file
+    that cannot be read or cleaned any more comes back as its rejection."""
     from feedbridge.content import clean_html
 
-    current = stat_dump(root, row.rel)
+    try:
+        current = stat_dump(root, row.rel)
+    except OSError as e:
+        return rejected(row, 1, f"cannot read: {e.strerror or e}", retry=True)
     if current is None:
         return None
     try:
@@ -151,7 +155,10 @@ def load_content(root: Path, row: Row, max_bytes: int) -> Content | Row | None:
         return None
     if dump is None or replace(new, warnings=()) != replace(row, warnings=()):
         return new
-    return clean_html(dump.body or "", base_url=row.url or "")
+    try:
+        return clean_html(dump.body or "", base_url=row.url or "")
+    except Exception as e:  # one dump's failure is that dump's rejection
+        return rejected(new, 1, f"cannot clean the body: {type(e).__name__}: {e}")
 
 
 def _load_job(job: tuple[Path, Row, int]) -> Content | Row | None:
@@ -168,6 +175,8 @@ class SourceFeeds:
     target: Target
     feeds: tuple[FeedSpec, ...]
     now: int
+    #: The build's process: a worker whose parent is gone writes nothing more to OUT.
+    parent: int = field(default_factory=os.getpid)
 
     def __call__(self, index: Index, source: str) -> list[FeedResult]:
         own = [spec for spec in self.feeds if spec.sources == (source,)]
@@ -176,7 +185,14 @@ class SourceFeeds:
         builder = Builder(self.target, index, parallel=False)
         state = index.feed_state()
         plans = [builder._plan(spec, self.now, state.get(spec.name)) for spec in own]
-        return [builder._build_feed(plan, self.now)[0] for plan in plans if not plan.current]
+        built = []
+        for plan in plans:
+            if plan.current:
+                continue
+            if os.getppid() != self.parent:
+                break  # orphaned: the build was killed, so this worker must not publish
+            built.append(builder._build_feed(plan, self.now)[0])
+        return built
 
 
 class Builder:
@@ -202,7 +218,10 @@ class Builder:
         #: Paths that changed while they were being read in the last refresh.
         self.unsettled: set[str] = set()
         #: The dumps root the build in progress started from (see ``_same_root``).
-        self._root: tuple[int, int] | None = None
+        self._root_id: tuple[int, int] | None = None
+        #: Source folders the last full scan could not read, and why: their feeds are left
+        #: as they were (neither rebuilt from a partial view nor removed).
+        self.unreadable: dict[str, str] = {}
 
     # -- scanning ---------------------------------------------------------------------------
 
@@ -240,6 +259,7 @@ class Builder:
             seen = sum(r.seen for r in results)
             parsed = sum(r.parsed for r in results)
             warnings = [w for r in results for w in r.warnings]
+            self.unreadable = {r.source: r.failed for r in results if r.failed is not None}
         else:
             rows, deleted, seen = self._refresh_paths(set(sources), paths)
             built = {}
@@ -266,12 +286,16 @@ class Builder:
         deleted: list[str] = []
         seen = 0
         for rel in sorted(set(paths)):
-            known = self.index.signature(rel)
+            key = index_key(rel)
+            known = self.index.signature(key)
             source, _, name = rel.partition("/")
-            st = self._stat(rel) if source in wanted and is_dump_name(name, pattern) else None
+            try:
+                st = self._stat(rel) if source in wanted and is_dump_name(name, pattern) else None
+            except OSError:
+                continue  # its folder cannot be searched now: keep what the index knows
             if st is None:
                 if known is not None:
-                    deleted.append(rel)
+                    deleted.append(key)
                 continue
             seen += 1
             if known == (st.size, st.mtime_ns):
@@ -280,9 +304,12 @@ class Builder:
                 row, _ = read_dump(self.target.dumps, st, max_bytes=max_bytes, head_only=True)
             except FileNotFoundError:
                 if known is not None:
-                    deleted.append(rel)
+                    deleted.append(key)
                 continue
-            after = self._stat(rel)
+            try:
+                after = self._stat(rel)
+            except OSError:
+                after = None
             if after is None or (after.size, after.mtime_ns) != (st.size, st.mtime_ns):
                 self.unsettled.add(rel)  # changed while it was read: read it again later
                 continue
@@ -340,10 +367,14 @@ class Builder:
         try:
             if self.parallel and workers > 1 and len(rows) >= PARALLEL_MIN_BODIES:
                 import multiprocessing
+                from concurrent.futures import ProcessPoolExecutor
 
+                # Not multiprocessing.Pool: a worker that dies outright fails this build with
+                # BrokenProcessPool instead of hanging it.
                 chunk = max(1, len(jobs) // (workers * 4))
-                with multiprocessing.get_context("fork").Pool(workers) as pool:
-                    for outcome in pool.imap(_load_job, jobs, chunksize=chunk):
+                context = multiprocessing.get_context("fork")
+                with ProcessPoolExecutor(workers, context) as pool:
+                    for outcome in pool.map(_load_job, jobs, chunksize=chunk):
                         loaded.append(outcome)
                         bar.update()
             else:
@@ -375,22 +406,46 @@ class Builder:
     # -- the build --------------------------------------------------------------------------
 
     def feeds(self) -> list[FeedSpec]:
-        return resolve_feeds(self.target.config, list_sources(self.target.dumps))
+        return resolve_feeds(self.target.config, self._root().sources)
+
+    def _root(self) -> RootListing:
+        return list_root(self.target.dumps, self.target.config.pattern)
 
     def build(self, *, now: datetime, paths: Iterable[str] | None = None) -> BuildReport:
+        """One build.  Raises SourceError, before anything is written or removed, when the
+        dumps folder is missing or cannot be read.  Damage to the index found on the way
+        (see ``is_damage``) sets the index aside and builds again from the dumps alone, with
+        one warning: the same bytes as a build with a clean index."""
+        root = self._root()
+        try:
+            return self._build(root, now=now, paths=paths)
+        except Exception as e:
+            if not is_damage(e):
+                raise
+            self.index.reset(e)
+        return self._build(root, now=now, paths=None)
+
+    def _build(
+        self, root: RootListing, *, now: datetime, paths: Iterable[str] | None
+    ) -> BuildReport:
         from feedbridge.listing import render_index, render_opml
 
         started = time.perf_counter()
-        self._root = _folder_identity(self.target.dumps)
-        if self._root is None:
-            raise ConfigError(f"dumps folder {self.target.dumps} is missing; no feed was removed")
-        feeds = self.feeds()
+        self._root_id = _folder_identity(self.target.dumps)
+        if self._root_id is None:
+            raise SourceError(f"dumps folder {self.target.dumps} is missing; no feed was removed")
+        feeds = resolve_feeds(self.target.config, root.sources)
         now_s = int(now.timestamp())
         scanned, parsed, built = self.refresh(feeds, paths, now=now_s)
         scan_ms = (time.perf_counter() - started) * 1000
         state = self.index.feed_state()
         out = self.target.out
         plans = [self._plan(spec, now_s, state.get(spec.name)) for spec in feeds]
+        # A feed that shows a folder the scan could not read is left as it is.
+        plans = [
+            replace(plan, current=True) if self.unreadable.keys() & set(plan.spec.sources) else plan
+            for plan in plans
+        ]
         todo = {
             row.rel: row
             for plan in plans
@@ -421,7 +476,8 @@ class Builder:
             if write_output(out / name, data):
                 written.append(str(out / name))
         self.index.prune_content(keep)
-        report = self._report(results, scanned, parsed, written, removed, now_s)
+        warnings = (*root.warnings, *(self.unreadable[s] for s in sorted(self.unreadable)))
+        report = self._report(results, scanned, parsed, written, removed, now_s, warnings)
         logger.debug(
             "build: %d files seen, %d parsed in %.0f ms; %d feeds, %d files written in %.0f ms",
             scanned, parsed, scan_ms, len(feeds), len(written),
@@ -432,8 +488,8 @@ class Builder:
     def _same_root(self) -> None:
         """Raise before missing input becomes deleted feeds: the dumps root is gone, or is not
         the folder the build started from (moved away, mounted over, made again)."""
-        if self._root is not None and _folder_identity(self.target.dumps) != self._root:
-            raise ConfigError(
+        if self._root_id is not None and _folder_identity(self.target.dumps) != self._root_id:
+            raise SourceError(
                 f"dumps folder {self.target.dumps} is missing or was replaced during the build;"
                 " no feed was removed"
             )
@@ -507,23 +563,33 @@ class Builder:
         written: list[str],
         removed: list[str],
         now: int,
+        warnings: tuple[str, ...],
     ) -> BuildReport:
         root = self.target.dumps
         return BuildReport(
             feeds=tuple(results),
             rejected=tuple(rejection(r, root) for r in self.index.rejected()),
             future=tuple(
-                Dated(str(root / r.rel), r.published_at, Provenance(r.provenance or "epoch"))
+                Dated(
+                    printable(f"{root}/{r.rel}"),
+                    r.published_at,
+                    Provenance(r.provenance or "epoch"),
+                )
                 for r in self.index.future(now)
             ),
             fallbacks=tuple(
-                Dated(str(root / r.rel), r.published_at, Provenance(r.provenance or "epoch"))
+                Dated(
+                    printable(f"{root}/{r.rel}"),
+                    r.published_at,
+                    Provenance(r.provenance or "epoch"),
+                )
                 for r in (self.index.fallbacks() if self.fallbacks else ())
             ),
             scanned=scanned,
             parsed=parsed,
             written=tuple(written),
             removed=tuple(removed),
+            warnings=warnings,
         )
 
 
@@ -536,21 +602,38 @@ def _folder_identity(path: Path) -> tuple[int, int] | None:
     return (st.st_dev, st.st_ino) if stat.S_ISDIR(st.st_mode) else None
 
 
+def rejection(row: Row, root: Path) -> Rejection:
+    return Rejection(printable(f"{root}/{row.rel}"), row.line, row.reason or "")
+
+
 def check_tree(root: Path, config: Config) -> tuple[list[tuple[str, int, str]], list[str], int]:
     """Lint every dump under ``root`` by reading it whole; writes nothing.
 
-    Returns (rejections as (path, line, reason), fallback warnings, files checked).
+    Returns (rejections as (path, line, reason), warnings, files checked): the same
+    rejections as a build, by the same ``read_dump``; a folder that cannot be read, and what
+    the dumps root holds besides sources, are warnings.  Raises SourceError if the root
+    cannot be read.
     """
-    rejected: list[tuple[str, int, str]] = []
-    warnings: list[str] = []
-    stats = scan(root, list_sources(root), config.pattern)
-    for rel in sorted(stats):
+    rejections: list[tuple[str, int, str]] = []
+    listing = list_root(root, config.pattern)
+    warnings = list(listing.warnings)
+    count = 0
+    for source in listing.sources:
         try:
-            row, _ = read_dump(root, stats[rel], max_bytes=config.max_bytes, head_only=False)
-        except FileNotFoundError:
+            rels = list_dumps(root, source, config.pattern)
+            files = [st for st in (stat_dump(root, rel) for rel in rels) if st is not None]
+        except OSError as e:
+            folder = printable(f"{root}/{source}")
+            warnings.append(f"{folder}: cannot read this folder ({e.strerror or e})")
             continue
-        if row.reason is not None:
-            rejected.append((str(root / rel), row.line, row.reason))
-        else:
-            warnings.extend(row.warnings)
-    return rejected, warnings, len(stats)
+        for st in files:
+            try:
+                row, _ = read_dump(root, st, max_bytes=config.max_bytes, head_only=False)
+            except FileNotFoundError:
+                continue
+            count += 1
+            if row.reason is not None:
+                rejections.append((printable(f"{root}/{row.rel}"), row.line, row.reason))
+            else:
+                warnings.extend(row.warnings)
+    return rejections, warnings, count

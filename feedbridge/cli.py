@@ -119,6 +119,8 @@ def _progress(ctx: click.Context) -> Progress:
 
 
 def _print_report(report: BuildReport, *, verbose: bool) -> None:
+    for w in report.warnings:
+        click.echo(f"warning: {w}", err=True)
     for r in report.rejected:
         click.echo(f"rejected: {r}", err=True)
     for d in report.future:
@@ -300,7 +302,8 @@ def check(ctx: click.Context, dumps: Path | None, config_file: Path | None) -> N
         s = _settings(config_file, dumps, None, None, need_out=False)
     except ConfigError as e:
         _fail(EXIT_USAGE, str(e))
-    rejected, warnings, count = check_tree(s.dumps, s.config)
+    with exit_codes():
+        rejected, warnings, count = check_tree(s.dumps, s.config)
     for path, line, reason in rejected:
         click.echo(f"rejected: {path}:{line}: {reason}")
     for warning in warnings:

@@ -11,6 +11,16 @@ class ConfigError(FeedbridgeError, ValueError):
     """The configuration file or a command-line setting is invalid."""
 
 
+class SourceError(ConfigError):
+    """The dumps folder is missing, not a folder or cannot be read.  Raised before anything
+    is written or removed: a missing input never empties the feeds."""
+
+
+class CorruptIndexError(FeedbridgeError):
+    """The index holds something it cannot have written: damaged pages, undecodable values.
+    A build that meets it sets the index aside and rebuilds from the dumps."""
+
+
 class DumpError(FeedbridgeError, ValueError):
     """A file that should be a dump breaks the grammar.
 

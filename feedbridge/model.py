@@ -123,6 +123,9 @@ class BuildReport:
     parsed: int = 0
     written: tuple[str, ...] = ()
     removed: tuple[str, ...] = ()
+    #: One line each: what the build could not read or found odd (an unreadable folder, a
+    #: dumps root without sources); the CLI prints them, the daemon logs them.
+    warnings: tuple[str, ...] = ()
 
     @property
     def entries(self) -> int:

@@ -12,8 +12,8 @@ from feedbridge.app import run_build
 from feedbridge.config import Config
 from feedbridge.dump import parse_dump
 from feedbridge.errors import DumpError
-from feedbridge.index import is_dump_name
 from feedbridge.model import BuildReport
+from feedbridge.scan import is_dump_name
 
 from .conftest import BASE_URL, EDGE, NOW, REAL
 

@@ -294,9 +294,9 @@ def test_failed_write_leaves_old_file_and_no_temporary(
 ) -> None:
     """Also when the feed is written by a scan worker: its error reaches the build as is."""
     if parallel:
-        from feedbridge import index as index_module
+        from feedbridge import scan as scan_module
 
-        monkeypatch.setattr(index_module, "PARALLEL_MIN_FILES", 1)
+        monkeypatch.setattr(scan_module, "PARALLEL_MIN_FILES", 1)
     dumps = make_corpus(tmp_path / "dumps")
     out = tmp_path / "out"
     build(dumps, out)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import re
 import shutil
 import sqlite3
@@ -18,8 +19,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from feedbridge.config import Config, resolve_feeds
-from feedbridge.index import HEAD_BYTES, SCHEMA, Index, Row, db_row, from_db
+from feedbridge.index import SCHEMA, Index, Row, db_row, from_db
 from feedbridge.model import Provenance
+from feedbridge.scan import HEAD_BYTES
 from feedbridge.state import INDEX_NAME
 
 from .conftest import BASE_URL, EXAMPLES, NOW
@@ -296,13 +298,13 @@ def test_parallel_workers_build_the_same_bytes_as_one_process(
     forced on for a small corpus, the result must equal the one-process build, also after
     changes and deletions."""
     from feedbridge import build as build_module
-    from feedbridge import index as index_module
+    from feedbridge import scan as scan_module
 
     from .helpers import make_corpus
 
     dumps = make_corpus(tmp_path / "dumps")
     serial = cold_build(dumps, tmp_path)
-    monkeypatch.setattr(index_module, "PARALLEL_MIN_FILES", 1)
+    monkeypatch.setattr(scan_module, "PARALLEL_MIN_FILES", 1)
     monkeypatch.setattr(build_module, "PARALLEL_MIN_BODIES", 1)
     out, state = tmp_path / "out", tmp_path / "state"
     report = build(dumps, out, state=state)
@@ -326,7 +328,7 @@ def test_scan_workers_build_the_feeds_of_single_sources(
     their bodies as it goes); the parent then renders only the multi-source feed and cleans
     only what no single-source feed had.  Bytes and report equal a one-process build."""
     from feedbridge import build as build_module
-    from feedbridge import index as index_module
+    from feedbridge import scan as scan_module
     from feedbridge.model import FeedSpec
 
     from .helpers import make_corpus
@@ -339,11 +341,11 @@ def test_scan_workers_build_the_feeds_of_single_sources(
     serial_report = build(dumps, fresh / "out", config, state=fresh / "state")
     serial = feed_bytes(fresh / "out")
 
-    prefetched: list[index_module.Row] = []
+    prefetched: list[Row] = []
     rendered_here: list[str] = []
     prefetch, build_feed = build_module.Builder._prefetch, build_module.Builder._build_feed
 
-    def spy_prefetch(self: build_module.Builder, rows: list[index_module.Row]) -> None:
+    def spy_prefetch(self: build_module.Builder, rows: list[Row]) -> None:
         prefetched.extend(rows)  # recorded in this process only, not in forked workers
         prefetch(self, rows)
 
@@ -356,7 +358,7 @@ def test_scan_workers_build_the_feeds_of_single_sources(
 
     monkeypatch.setattr(build_module.Builder, "_prefetch", spy_prefetch)
     monkeypatch.setattr(build_module.Builder, "_build_feed", spy_build_feed)
-    monkeypatch.setattr(index_module, "PARALLEL_MIN_FILES", 1)
+    monkeypatch.setattr(scan_module, "PARALLEL_MIN_FILES", 1)
     out, state = tmp_path / "out", tmp_path / "state"
     report = build(dumps, out, config, state=state)
     assert feed_bytes(out) == serial
@@ -369,7 +371,7 @@ def test_scan_workers_build_the_feeds_of_single_sources(
 
     index = Index(state / INDEX_NAME, root=dumps, out=out)
     try:
-        specs = resolve_feeds(config, index_module.list_sources(dumps))
+        specs = resolve_feeds(config, scan_module.list_sources(dumps))
         shown = {
             spec.name: build_module.select(index, spec, int(NOW.timestamp())) for spec in specs
         }
@@ -383,7 +385,7 @@ def test_scan_workers_build_the_feeds_of_single_sources(
 def test_fast_header_path_stores_the_same_rows_as_the_full_parser(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from feedbridge import index as index_module
+    from feedbridge import scan as scan_module
 
     from .helpers import make_corpus
 
@@ -398,7 +400,7 @@ def test_fast_header_path_stores_the_same_rows_as_the_full_parser(
             con.close()
 
     fast = rows(tmp_path / "fast")
-    monkeypatch.setattr(index_module, "plain_head", lambda data, complete: None)
+    monkeypatch.setattr(scan_module, "plain_head", lambda data, complete: None)
     slow = rows(tmp_path / "slow")
     assert fast == slow
     assert len(fast) > 100
@@ -459,3 +461,114 @@ def test_newest_merges_sources_by_time_then_path(tmp_path: Path) -> None:
     index.apply([], ["b/1.md", "a0/1.md"])
     assert index.sources() == ["a", "ab", "b"]
     assert [r.rel for r in index.newest(["a", "b"], 300)][:2] == ["a/2.md", "b/2.md"]
+
+
+# -- damage found while building ---------------------------------------------------------------
+
+
+def _corrupt_btree(db: Path, name: str) -> None:
+    """Overwrite a leaf page of one b-tree (a table or an index) with random bytes: the open
+    check (which counts rows through the smallest index) does not see it, a query does."""
+    con = sqlite3.connect(db)
+    try:
+        con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        size = con.execute("PRAGMA page_size").fetchone()[0]
+        pages = [
+            r[0]
+            for r in con.execute(
+                "SELECT pageno FROM dbstat WHERE name = ? AND pagetype = 'leaf' ORDER BY pageno",
+                (name,),
+            )
+        ]
+    finally:
+        con.close()
+    page = pages[len(pages) // 2]
+    data = bytearray(db.read_bytes())
+    data[(page - 1) * size + 8 : page * size - 8] = random.Random(page).randbytes(size - 16)
+    db.write_bytes(bytes(data))
+
+
+def _sql(db: Path, *statements: str) -> None:
+    con = sqlite3.connect(db)
+    try:
+        for sql in statements:
+            con.execute(sql)
+        con.commit()
+    finally:
+        con.close()
+
+
+#: A dump every feed of the corpus shows (the newest of voa), whose row a build reads.
+SHOWN = "(SELECT rel FROM dumps WHERE source = 'voa' ORDER BY published DESC LIMIT 1)"
+
+DAMAGE: dict[str, Any] = {
+    "dumps pages": lambda db: _corrupt_btree(db, "dumps"),
+    "dumps index pages": lambda db: _corrupt_btree(db, "dumps_newest"),
+    "content pages": lambda db: _corrupt_btree(db, "content"),
+    "feeds pages": lambda db: _corrupt_btree(db, "feeds"),
+    "title is a blob": lambda db: _sql(db, f"UPDATE dumps SET title = x'ff00' WHERE rel = {SHOWN}"),
+    "published is text": lambda db: _sql(
+        db, f"UPDATE dumps SET published = 'soon' WHERE rel = {SHOWN}"
+    ),
+    "size is text": lambda db: _sql(db, f"UPDATE dumps SET size = 'big' WHERE rel = {SHOWN}"),
+    "extra is not JSON": lambda db: _sql(db, f"UPDATE dumps SET extra = '[' WHERE rel = {SHOWN}"),
+    "extra has the wrong shape": lambda db: _sql(
+        db, f"""UPDATE dumps SET extra = '{{"a": 1}}' WHERE rel = {SHOWN}"""
+    ),
+    "unknown provenance": lambda db: _sql(
+        db, f"""UPDATE dumps SET extra = '["psychic", [], 0, null]' WHERE rel = {SHOWN}"""
+    ),
+    "source is a number": lambda db: _sql(db, f"UPDATE dumps SET source = 7 WHERE rel = {SHOWN}"),
+    "feed files not JSON": lambda db: _sql(db, "UPDATE feeds SET files = '{'"),
+    "feed entries text": lambda db: _sql(db, "UPDATE feeds SET entries = 'many'"),
+    "content html a blob": lambda db: _sql(db, "UPDATE content SET html = x'ff'"),
+    "table dropped": lambda db: _sql(db, "DROP TABLE content"),
+    "truncated": lambda db: db.write_bytes(db.read_bytes()[: len(db.read_bytes()) // 2]),
+    "garbage WAL": lambda db: Path(f"{db}-wal").write_bytes(b"\x37\x7f\x06\x82" + b"junk" * 2000),
+    "garbage SHM": lambda db: Path(f"{db}-shm").write_bytes(b"junk" * 8192),
+}
+
+
+#: Damage a build repairs as it goes, without noticing: a size, or a source that does not
+#: compare equal only makes the file be read again; SQLite ignores a WAL whose checksums
+#: fail and rebuilds a shared-memory file.
+HEALS = {"size is text", "source is a number", "garbage WAL", "garbage SHM"}
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+@pytest.mark.parametrize("damage", sorted(DAMAGE))
+def test_index_damage_is_recovered_with_the_bytes_of_a_clean_build(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    damage: str,
+    parallel: bool,
+) -> None:
+    """Wherever the build meets the damage (opening, scanning -- in a worker too --,
+    selecting, reading cached content or feed states), it sets the index aside, rebuilds from
+    the dumps with one warning and publishes exactly what a clean build does."""
+    from feedbridge import scan as scan_module
+
+    from .helpers import make_corpus
+
+    if parallel:
+        monkeypatch.setattr(scan_module, "PARALLEL_MIN_FILES", 1)
+    dumps = make_corpus(tmp_path / "dumps")
+    out, state = tmp_path / "out", tmp_path / "state"
+    build(dumps, out, state=state)
+    clean = feed_bytes(out)
+    # A new dump and a removed feed file: the build must scan, select and render.
+    (dumps / "voa" / "new.md").write_text(
+        dump_text(99, "Newest", epoch_ms=1_760_000_000_000, body="<p>new</p>")
+    )
+    (out / "voa" / "atom.xml").unlink()
+    DAMAGE[damage](state / INDEX_NAME)
+    caplog.clear()
+    report = build(dumps, out, state=state)
+    assert feed_bytes(out) == cold_build(dumps, tmp_path)
+    assert feed_bytes(out) != clean
+    assert len(report.rejected) == 6
+    index_warnings = [r.getMessage() for r in caplog.records if r.name == "feedbridge.index"]
+    assert len(index_warnings) == (damage not in HEALS), index_warnings
+    again = build(dumps, out, state=state)  # and the rebuilt index is sound
+    assert again.parsed == 0 and again.written == ()
