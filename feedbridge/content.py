@@ -8,15 +8,15 @@ stage missed something.
 
 from __future__ import annotations
 
-import re
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
 import lxml.html
 import nh3
 from lxml import etree
 
-from feedbridge.dump import collapse, strip_forbidden, to_uri
+from feedbridge.dump import collapse, strip_forbidden
 from feedbridge.model import Content
+from feedbridge.urls import resolve, resolve_srcset, to_uri
 
 #: Characters of plain text kept in a summary (the text is mostly Chinese: characters, not words).
 SUMMARY_LENGTH = 200
@@ -79,35 +79,6 @@ _ATTRIBUTES: dict[str, set[str]] = {
     "abbr": {"title"},
 }
 _SCHEMES = {"http", "https", "mailto"}
-_SRCSET_ITEM = re.compile(r"\s*(\S+)(\s+[^,]*)?(?:,|$)")
-
-
-def resolve(url: str, base: str) -> str | None:
-    """An attribute URL made absolute against the article URL; None if it is unusable."""
-    url = url.strip()
-    if not url:
-        return None
-    try:
-        absolute = urljoin(base, url)
-        scheme = urlsplit(absolute).scheme.lower()
-    except ValueError:
-        return None
-    if scheme in ("javascript", "vbscript", "data", "file"):
-        return None
-    return absolute
-
-
-def resolve_srcset(srcset: str, base: str) -> str | None:
-    """Every URL of a ``srcset`` made absolute; descriptors kept."""
-    items = []
-    for m in _SRCSET_ITEM.finditer(srcset):
-        if not m.group(1):
-            continue
-        url = resolve(m.group(1), base)
-        if url is None:
-            continue
-        items.append(url + (" " + m.group(2).strip() if m.group(2) and m.group(2).strip() else ""))
-    return ", ".join(items) or None
 
 
 def _is_placeholder(src: str | None) -> bool:
