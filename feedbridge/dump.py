@@ -30,6 +30,7 @@ _SCHEME_AT = re.compile(r"\s*[A-Za-z][A-Za-z0-9+.\-]*:")
 #: The feedx date marker.  Anchored; ``.*?`` stops at the first ``</i>`` whose ``</div>``
 #: follows after white space, so each position is tried once.
 _BODY_I_DATE = re.compile(r"\s*<div>\s*<i>(.*?)</i>\s*</div>", re.IGNORECASE | re.DOTALL)
+_BODY_I_OPEN = re.compile(r"\s*<div>\s*<i>", re.IGNORECASE)
 _TIME_OPEN = re.compile(r"<time\b", re.IGNORECASE)
 #: The ``datetime`` attribute inside one ``<time ...>`` tag (searched up to the tag's ``>``).
 _DATETIME_ATTR = re.compile(r"\bdatetime\s*=\s*[\"']([^\"'>]+)[\"']", re.IGNORECASE)
@@ -290,10 +291,16 @@ def _time_tag_dates(head: str) -> list[str]:
     return values
 
 
-def body_time(body: str) -> datetime | None:
-    """A date marker with an explicit zone near the start of the body (spec 2.4)."""
+def body_time(body: str, *, partial: bool = False) -> datetime | None:
+    """A date marker with an explicit zone near the start of the body (spec 2.4).
+
+    With ``partial`` the body is only the start that a head holds: a date is returned only if
+    the whole body gives the same one (a feedx marker not closed yet might, once closed, take
+    the place of a ``<time>`` inside it), else None."""
     head = body[:_BODY_DATE_WINDOW]
     m = _BODY_I_DATE.match(head)
+    if m is None and partial and _BODY_I_OPEN.match(head):
+        return None
     if m:
         text = _strip_tags(_BR.split(m.group(1))[-1])
         when = zoned_time(unescape(text))
@@ -311,15 +318,17 @@ def resolve_time(
     path: str,
     epoch: str | None,
     date_line: tuple[int, str] | None,
-    body: str | None,
+    body: str,
     body_line: int,
     mtime: datetime,
+    partial: bool = False,
 ) -> tuple[datetime, Provenance, tuple[str, ...]]:
     """The fallback chain of spec section 3: epoch -> 日期 line -> body date -> mtime.
 
     Returns the time, where it came from, and a warning for every step that failed.  A
-    ``body`` of None (only the head of the file was read) skips the body date: the result is
-    then the modification time, which tells the caller to read the whole file.
+    ``partial`` body (the start of it that a head holds) gives a body date only where the
+    whole would give the same (``body_time``); a time from ``mtime`` then tells the caller to
+    read the whole file.
     """
     warnings: list[str] = []
     if epoch is None:
@@ -336,7 +345,7 @@ def resolve_time(
             warnings.append(f"{path}:{lineno}: time taken from the 日期 line")
             return when, Provenance.DATE_LINE, tuple(warnings)
         warnings.append(f"{path}:{lineno}: unreadable date line {_shown(value)}")
-    when = body_time(body) if body is not None else None
+    when = body_time(body, partial=partial)
     if when is not None:
         warnings.append(f"{path}:{body_line}: time taken from a date in the body")
         return when, Provenance.BODY, tuple(warnings)
@@ -478,9 +487,10 @@ def _parse_dump(data: bytes, *, path: str, mtime: datetime, complete: bool) -> D
             path=path,
             epoch=epoch_raw,
             date_line=date_line,
-            body=body,
+            body=body if body is not None else strip_forbidden(rest[:_BODY_DATE_WINDOW]).strip(),
             body_line=idx + 1 + skipped,
             mtime=mtime,
+            partial=not complete,
         )
     return Dump(
         path=path,

@@ -706,3 +706,18 @@ def test_an_unexpected_exception_becomes_a_rejection(monkeypatch: pytest.MonkeyP
     with pytest.raises(DumpError) as e:
         parse_dump(b"[t](http://a/)\n---\n", path="p.md", mtime=MTIME)
     assert str(e.value) == "p.md:1: cannot parse: IndexError: list index out of range"
+
+
+def test_a_head_does_not_take_a_body_date_the_whole_body_overrides() -> None:
+    """Cut inside a feedx marker, a head sees only the ``<time>`` inside it; the whole file
+    takes the marker's own date.  The head must defer, not give the other date."""
+    body = (
+        '<div><i><time datetime="2021-06-01T00:00:00Z">x</time><br>'
+        "Mon, 10 Jan 2022 16:06:38 GMT</i></div><p>text</p>"
+    )
+    data = f"<!--NaN-->\n[t](https://a.example/)\n------\n\n{body}".encode()
+    whole = parse_dump(data, path="p.md", mtime=MTIME)
+    assert whole.published == utc("2022-01-10T16:06:38Z")
+    for cut in range(len(data) - len(body), len(data)):
+        head = parse_dump(data[:cut], path="p.md", mtime=MTIME, complete=False)
+        assert head.published in (whole.published, MTIME), cut

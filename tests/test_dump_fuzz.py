@@ -151,6 +151,9 @@ body_text = st.one_of(
     st.builds(lambda d: f"<div><i>{d}</i></div><p>x</p>", date_text),
     st.builds(lambda d: f"<div><i>Author<br>{d}</i></div>", date_text),
     st.builds(lambda d: f'<p><time datetime="{d}">x</time></p>', date_text),
+    st.builds(
+        lambda d, e: f'<div><i><time datetime="{d}">x</time><br>{e}</i></div>', date_text, date_text
+    ),
     st.sampled_from(["", "<div><i>", "<time datetime='", "&#9999999999;"]),
 )
 
@@ -178,7 +181,9 @@ def test_grammar_dumps_parse_or_are_rejected(data: bytes, cuts: list[int]) -> No
 @given(grammar_dumps())
 def test_grammar_dumps_agree_at_every_line_cut(data: bytes) -> None:
     ends = [i for i, b in enumerate(data) if b == 0x0A]
-    check_all(data, [c for e in ends for c in (e, e + 1, e + 2)])
+    # Every line end, and every byte of the start of the body (where date markers stand).
+    body = ends[3] if len(ends) > 3 else len(data)
+    check_all(data, [c for e in ends for c in (e, e + 1, e + 2)] + list(range(body, body + 160)))
 
 
 # -- byte-level mutations of the real corpus ---------------------------------------------------
