@@ -27,18 +27,19 @@ _FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 _SPACE = re.compile(r"\s+")
 #: A URI scheme after optional white space (the two classes are disjoint: no backtracking).
 _SCHEME_AT = re.compile(r"\s*[A-Za-z][A-Za-z0-9+.\-]*:")
-#: The feedx date marker.  Anchored; ``.*?`` stops at the first ``</i>`` whose ``</div>``
-#: follows after white space, so each position is tried once.
+#: The feedx date marker.  Anchored, and read within the first 2,048 characters of a body;
+#: ``.*?`` stops at the first ``</i>`` followed by white space and ``</div>``: linear.
 _BODY_I_DATE = re.compile(r"\s*<div>\s*<i>(.*?)</i>\s*</div>", re.IGNORECASE | re.DOTALL)
 _BODY_I_OPEN = re.compile(r"\s*<div>\s*<i>", re.IGNORECASE)
 _TIME_OPEN = re.compile(r"<time\b", re.IGNORECASE)
 #: The ``datetime`` attribute inside one ``<time ...>`` tag (searched up to the tag's ``>``).
 _DATETIME_ATTR = re.compile(r"\bdatetime\s*=\s*[\"']([^\"'>]+)[\"']", re.IGNORECASE)
 _BR = re.compile(r"<br\s*/?>", re.IGNORECASE)
+#: A tag; used only on text before its last ``>`` (``_strip_tags``), so it never scans in vain.
 _TAG = re.compile(r"<[^>]*>")
 #: A numeric character reference, whose digits ``html.unescape`` would hand to ``int``.
 _CHARREF = re.compile(r"&#(?:[xX][0-9a-fA-F]+|[0-9]+)")
-#: The host of a title-line URL as the common form writes it, in text and in bytes.
+#: The host of a title-line URL as the common form writes it (stops before ``]``).
 _TITLE_HOST = re.compile(r"[^/?#\s()\[\]]+")
 _SPACE_CHAR = re.compile(r"\s")
 #: The header in the form nearly every real dump has, on bytes: a 13-digit epoch, a title

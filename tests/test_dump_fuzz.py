@@ -20,7 +20,7 @@ from feedbridge.errors import DumpError
 from feedbridge.model import Dump, Provenance
 from feedbridge.urls import normalize_url
 
-from .conftest import edge_files, real_dumps
+from .conftest import REPO, edge_files, real_dumps
 from .test_urls import assert_published
 from .test_urls import urls as odd_urls
 
@@ -233,3 +233,13 @@ def test_the_properties_reach_both_verdicts() -> None:
     """The strategies produce accepted and rejected dumps (so the properties test something)."""
     accepted = [isinstance(verdict(d), Dump) for d in CORPUS]
     assert any(accepted) and not all(accepted)
+
+
+def test_the_fuzzers_corpus_still_holds_the_invariants() -> None:
+    """Every input the coverage-guided fuzzer kept (benchmarks/fuzz-corpus/dump) replayed."""
+    seeds = sorted((REPO / "benchmarks" / "fuzz-corpus" / "dump").iterdir())
+    assert len(seeds) > 100
+    for seed in seeds:
+        data = seed.read_bytes()
+        ends = [i for i, b in enumerate(data[: HEAD_BYTES + 64]) if b == 0x0A][:6]
+        check_all(data, [c for e in ends for c in (e, e + 1, e + 2)])
