@@ -27,6 +27,8 @@ _URI_UNSAFE = re.compile(r"[^0-9A-Za-z;/?:@&=+$,\-_.!~*'()%#\[\]]")
 _USERINFO_SAFE = ";:&=+$,-_.!~*'()%"
 _WEB_SCHEMES = ("http", "https")
 _HEX_DIGITS = "0123456789abcdef"
+#: Characters IDNA 2003 (Python's codec) maps away and IDNA 2008 (browsers) keeps: ß -> ss.
+_DEVIATIONS = frozenset("\u00df\u03c2\u200c\u200d")
 #: Dot-separated labels of letters, digits and hyphens (where hyphens may stand is checked apart).
 _LDH_NAME = re.compile(r"[0-9A-Za-z\-]{1,63}(?:\.[0-9A-Za-z\-]{1,63})*")
 #: What WHATWG URL parsers strip from both ends of an attribute URL (C0 controls and space).
@@ -110,6 +112,8 @@ def ascii_host(host: str) -> str:
         if label.isascii():
             out.append(label)
             continue
+        if any(c in _DEVIATIONS for c in label):
+            raise ValueError(f"host {_shown(host)} is read differently by IDNA 2003 and 2008")
         try:
             ace = _idna.ToASCII(label).decode("ascii")
         except (UnicodeError, ValueError):
