@@ -153,12 +153,12 @@ def _last_web_url(line: str) -> int:
 
     ``line`` starts with ``[`` and ends with ``)``.  The URL starts after the last ``](``
     that is followed by ``http(s)://``, a host (``_TITLE_HOST``), and up to the final ``)``
-    no white space.  Linear: the candidates are visited right to left, a
-    host run stops before the next ``]``, and the path is checked for ``space`` only where
-    no later candidate checked it; a space found there rules out every earlier candidate.
+    no white space.  Linear: the candidates are visited right to left, a host run stops
+    before the next ``]``, and the path is checked for white space only where no later
+    candidate checked it; white space found there rules out every earlier candidate.
     """
     end = len(line) - 1
-    checked = end  # line[checked:end] holds nothing ``space`` matches
+    checked = end  # line[checked:end] holds no white space
     pos = end
     while (pos := line.rfind("](", 1, pos)) > 0:
         at = pos + 2
