@@ -18,14 +18,15 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Callable, Set
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
 import lxml.html
 import nh3
 from lxml import etree
 
-from feedbridge.dump import collapse, strip_forbidden, to_uri
+from feedbridge.dump import collapse, strip_forbidden
 from feedbridge.model import Content
+from feedbridge.urls import resolve, resolve_srcset, to_uri
 
 #: Characters of plain text kept in a summary (the text is mostly Chinese: characters, not words).
 SUMMARY_LENGTH = 200
@@ -98,8 +99,6 @@ _ATTRIBUTES: dict[str, set[str]] = {
 _SCHEMES = {"http", "https", "mailto"}
 #: An http(s) URL with a host, the only kind an image or a video may load.
 _WEB_URL = re.compile(r"https?://[^/?#\\@:\s]", re.IGNORECASE)
-_SRCSET_ITEM = re.compile(r"\s*(\S+)(\s+[^,]*)?(?:,|$)")
-_HTML_SPACE = " \t\n\f\r"
 #: A tag, for the text-only fallback; ``[^<>]`` keeps the search linear.
 _TAG = re.compile(r"<[^<>]*>")
 #: What a removed element becomes until serialization drops its tags: removing elements from
@@ -108,62 +107,6 @@ _TAG = re.compile(r"<[^<>]*>")
 #: in hostile bodies (100,000 ``<a>`` took 53 s); renaming is constant time.
 _GONE = "feedbridge-gone"
 _GONE_START, _GONE_END = f"<{_GONE}>", f"</{_GONE}>"
-
-
-def resolve(url: str, base: str) -> str | None:
-    """An attribute URL made absolute against the article URL; None if it is unusable."""
-    url = url.strip()
-    if not url:
-        return None
-    try:
-        absolute = urljoin(base, url)
-        scheme = urlsplit(absolute).scheme.lower()
-    except ValueError:
-        return None
-    if scheme in ("javascript", "vbscript", "data", "file"):
-        return None
-    return absolute
-
-
-def resolve_srcset(srcset: str, base: str) -> str | None:
-    """Every URL of a ``srcset`` made absolute; descriptors kept."""
-    items = []
-    for m in _SRCSET_ITEM.finditer(srcset):
-        if not m.group(1):
-            continue
-        url = resolve(m.group(1), base)
-        if url is None:
-            continue
-        items.append(url + (" " + m.group(2).strip() if m.group(2) and m.group(2).strip() else ""))
-    return ", ".join(items) or None
-
-
-def srcset_candidates(srcset: str) -> list[tuple[str, str]]:
-    """``(url, descriptors)`` of every image candidate, split as the HTML standard's parser
-    splits them: a URL is a run without whitespace (commas at its end separate it from the
-    next); descriptors run to the next comma outside parentheses.  Linear in the input."""
-    candidates: list[tuple[str, str]] = []
-    pos, end = 0, len(srcset)
-    while True:
-        while pos < end and (srcset[pos] in _HTML_SPACE or srcset[pos] == ","):
-            pos += 1
-        if pos >= end:
-            return candidates
-        start = pos
-        while pos < end and srcset[pos] not in _HTML_SPACE:
-            pos += 1
-        url = srcset[start:pos]
-        if url.endswith(","):
-            candidates.append((url.rstrip(","), ""))
-            continue
-        start, depth = pos, False
-        while pos < end and (depth or srcset[pos] != ","):
-            if srcset[pos] == "(":
-                depth = True
-            elif srcset[pos] == ")":
-                depth = False
-            pos += 1
-        candidates.append((url, " ".join(srcset[start:pos].split())))
 
 
 def safe_url(value: str, base: str, *, mailto: bool = False) -> str | None:
@@ -177,18 +120,6 @@ def safe_url(value: str, base: str, *, mailto: bool = False) -> str | None:
     return url if mailto and url[:7].lower() == "mailto:" else None
 
 
-def safe_srcset(value: str, base: str) -> str | None:
-    """A ``srcset`` of only http(s) candidates, each made absolute; None if none is left."""
-    items = []
-    for url, descriptors in srcset_candidates(value):
-        absolute = safe_url(url, base)
-        if absolute is not None:
-            # A comma inside a URL would split the candidate for the next parser: encode it.
-            absolute = absolute.replace(",", "%2C")
-            items.append(f"{absolute} {descriptors}" if descriptors else absolute)
-    return ", ".join(items) or None
-
-
 def _url_guard(base: str, checked: Set[str]) -> Callable[[str, str, str], str | None]:
     """nh3's attribute filter: every URL attribute of html5ever's tree, whatever the first stage
     made of it, leaves absolute http(s) (mailto for links) or not at all.  Values in
@@ -198,7 +129,7 @@ def _url_guard(base: str, checked: Set[str]) -> Callable[[str, str, str], str | 
         if value in checked and (tag == "a" or not value.startswith("mailto:")):
             return value
         if attr == "srcset":
-            return safe_srcset(value, base)
+            return resolve_srcset(value, base)
         if attr in _URL_ATTRS:
             return safe_url(value, base, mailto=tag == "a" and attr == "href")
         return value
@@ -287,7 +218,7 @@ def _resolve_attrs(el: etree._Element, base: str, checked: set[str]) -> None:
             checked.add(url)
     srcset = el.get("srcset")
     if srcset is not None:
-        resolved = safe_srcset(srcset, base)
+        resolved = resolve_srcset(srcset, base)
         if resolved is None:
             del el.attrib["srcset"]
         else:

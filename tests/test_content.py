@@ -10,8 +10,9 @@ from bs4 import BeautifulSoup
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from feedbridge.content import SUMMARY_LENGTH, clean_html, resolve_srcset, srcset_candidates
+from feedbridge.content import SUMMARY_LENGTH, clean_html
 from feedbridge.dump import parse_dump
+from feedbridge.urls import resolve_srcset, srcset_candidates
 
 from .conftest import EDGE, real_dumps
 
