@@ -21,7 +21,7 @@ _NAME = re.compile(r"[^/\\\x00-\x1f]+")
 
 TOP_KEYS = {
     "title", "base_url", "dumps", "out", "state_dir", "pattern", "limit", "max_bytes",
-    "auto_feeds", "interval", "serve", "feeds",
+    "auto_feeds", "interval", "serve", "feeds", "templates",
 }  # fmt: skip
 FEED_KEYS = {"title", "sources", "link", "description", "language", "author", "limit"}
 
@@ -43,6 +43,8 @@ class Config:
     serve: str | None = None
     feeds: tuple[FeedSpec, ...] = ()
     source: Path | None = None
+    #: Folder of page templates searched before the package's (see pages.py).
+    templates: Path | None = None
 
 
 def _fail(path: Path | None, message: str) -> ConfigError:
@@ -138,6 +140,7 @@ def parse_config(data: Mapping[str, Any], *, src: Path | None = None) -> Config:
         interval=float(interval) if interval else 300.0,
         serve=_typed(data, "serve", str, "", src),
         source=src,
+        templates=path("templates"),
     )
     if "auto_feeds" in data and not isinstance(data["auto_feeds"], bool):
         raise _fail(src, "auto_feeds must be true or false")
