@@ -180,8 +180,10 @@ def _autoescape(name: str | None) -> bool:
     return not (name or "").endswith(".css")
 
 
-@functools.cache
-def _environment(templates: Path | None) -> jinja2.Environment:
+@functools.lru_cache(maxsize=4)
+def _environment(templates: Path | None, digest: str) -> jinja2.Environment:
+    """The environment for one state of the templates (``digest``): a template added to the
+    user's folder must replace the package's one that an older environment has cached."""
     import jinja2
 
     loader = jinja2.ChoiceLoader(
@@ -193,7 +195,7 @@ def _environment(templates: Path | None) -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
-        auto_reload=True,
+        auto_reload=False,
     )
     env.filters["iso"] = iso_time
     env.filters["readable"] = readable_time
@@ -207,7 +209,7 @@ def _render(templates: Path | None, name: str, context: dict[str, Any]) -> bytes
     from markupsafe import Markup
 
     try:
-        env = _environment(templates)
+        env = _environment(templates, templates_digest(templates))
         style = env.get_template(STYLE_TEMPLATE).render()
         if "</" in style:
             raise ConfigError(f"template {STYLE_TEMPLATE}: a stylesheet cannot contain '</'")
