@@ -33,6 +33,7 @@ from feedbridge.model import Entry, FeedSpec, FeedUrls
 
 if TYPE_CHECKING:
     import jinja2
+    from markupsafe import Markup
 
 #: The package's templates; a configured ``templates`` folder is searched before it.
 PACKAGE_TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -107,6 +108,14 @@ def readable_time(when: datetime) -> str:
 def host(url: str) -> str:
     """The host of a URL, for showing a link's destination (``www.example.org``)."""
     return urlsplit(url).hostname or url
+
+
+def breakable(url: str) -> Markup:
+    """A URL as escaped text that may wrap after each ``/`` (``<wbr>``, which copies as
+    nothing), so a long address wraps at its slashes on a phone rather than mid-word."""
+    from markupsafe import Markup, escape
+
+    return Markup("/<wbr>").join(escape(part) for part in url.split("/"))
 
 
 def web_url(url: str | None) -> str | None:
@@ -200,6 +209,7 @@ def _environment(templates: Path | None, digest: str) -> jinja2.Environment:
     env.filters["iso"] = iso_time
     env.filters["readable"] = readable_time
     env.filters["host"] = host
+    env.filters["breakable"] = breakable
     return env
 
 

@@ -39,7 +39,7 @@ from .helpers import build, make_corpus, snapshot
 ELEMENTS = {
     "html", "head", "meta", "title", "link", "style", "body", "nav", "div", "a", "main",
     "header", "h1", "h2", "h3", "p", "time", "section", "dl", "dt", "dd", "code", "ol", "ul",
-    "li", "img", "footer",
+    "li", "img", "footer", "wbr",
 }  # fmt: skip
 ATTRIBUTES = {
     "lang", "charset", "http-equiv", "content", "name", "rel", "type", "title", "href", "class",
@@ -541,3 +541,26 @@ def test_page_times_come_from_entries_not_the_clock(tmp_path: Path) -> None:
     build(EXAMPLES, b, now=NOW.replace(year=2027))
     for name in ("index.html", "voa/index.html"):
         assert (a / name).read_bytes() == (b / name).read_bytes()
+
+
+@pytest.mark.slow
+def test_daemon_updates_a_feeds_page_with_its_feed(tmp_path: Path) -> None:
+    import time
+
+    from .daemon_helpers import RunningDaemon, read, wait_for
+
+    dumps = tmp_path / "dumps"
+    shutil.copytree(EXAMPLES, dumps)
+    daemon = RunningDaemon(dumps, tmp_path / "out", tmp_path / "state")
+    try:
+        page, index = daemon.out / "voa" / "index.html", daemon.out / "index.html"
+        millis = int(time.time() * 1000)
+        url = "https://www.voachinese.com/a/page-test.html"
+        (dumps / "voa" / "new.md").write_text(f"<!--{millis}-->\n[<b>Fresh</b>]({url})\n---\n\nx\n")
+        wait_for(lambda: url in read(page), what="the new entry on the feed's page")
+        wait_for(lambda: url in read(index), what="the new entry on the index")
+        wait_for(lambda: page_entries(page) == atom_entries(daemon.out / "voa" / "atom.xml"))
+        assert page_entries(page)[0][:2] == ("<b>Fresh</b>", url)
+        assert_inert(read(page))
+    finally:
+        assert daemon.stop() == 0
