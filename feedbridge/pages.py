@@ -15,7 +15,6 @@ jinja2 is imported only when a page is rendered: a build with nothing to render 
 
 from __future__ import annotations
 
-import base64
 import functools
 import hashlib
 import json
@@ -240,6 +239,8 @@ def _render(templates: Path | None, name: str, context: dict[str, Any]) -> bytes
 def content_security_policy(style: str) -> str:
     """Nothing may load or run but the article images and this page's own stylesheet and icon
     (a ``data:`` image: without one, browsers ask for ``/favicon.ico``, which OUT has not)."""
+    import base64
+
     digest = base64.b64encode(hashlib.sha256(style.encode("utf-8")).digest()).decode("ascii")
     return (
         "default-src 'none'; img-src https: http: data:; "

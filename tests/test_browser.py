@@ -78,6 +78,13 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]
     """The shared corpus built with the served URL as base URL, and that server."""
     base = tmp_path_factory.mktemp("browser")
     dumps = make_corpus(base / "dumps")
+    # what could push a phone's page sideways: a long folder name, unbroken title and URL
+    long = dumps / ("long-" * 12)
+    long.mkdir()
+    (long / "1.md").write_text(
+        f"<!--1700000000000-->\n[{'W' * 300}](https://example.org/{'p' * 400})\n---\n\n"
+        f"<p>{'Z' * 500}</p><img src='https://img.example.org/{'i' * 300}.jpg'>\n"
+    )
     out = base / "out"
     out.mkdir()
     server = Server(out, "127.0.0.1", 0)
@@ -160,6 +167,9 @@ class Visit:
         response = self.page.goto(self.root + path, wait_until="load")
         assert response is not None and response.status == 200, path
         assert response.headers["content-type"] == "text/html; charset=utf-8", path
+        # without an icon of its own a page makes browsers ask OUT for /favicon.ico (a 404),
+        # a request Playwright does not report
+        assert self.page.locator('link[rel="icon"]').count() == 1, path
 
     def links(self) -> list[str]:
         hrefs: list[str] = self.page.eval_on_selector_all(
