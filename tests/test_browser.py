@@ -26,6 +26,7 @@ from feedbridge.serve import Server
 
 from .conftest import NOW
 from .helpers import make_corpus
+from .test_deploy import nginx  # noqa: F401 - the shipped server block on a real nginx
 from .test_pages import CORPUS_CONFIG
 
 if TYPE_CHECKING:
@@ -264,3 +265,23 @@ def test_screenshots_follow_the_color_scheme(
             assert visit.problems == []
         finally:
             visit.close()
+
+
+def test_pages_over_the_shipped_nginx_block(nginx: tuple[int, Path], browser: object) -> None:  # noqa: F811
+    """The same checks through the shipped nginx server block (the bundled example)."""
+    port, out = nginx
+    root = f"http://127.0.0.1:{port}/"
+    visit = Visit(browser, root, 375, 800, "light")
+    links: set[str] = set()
+    try:
+        for path in page_paths(out):
+            visit.open(path)
+            scroll = visit.page.evaluate("document.documentElement.scrollWidth")
+            assert scroll <= 375, path
+            links.update(visit.links())
+            assert visit.problems == [], path
+        statuses = {u: visit.context.request.get(u, max_redirects=0).status for u in links}
+        assert {u: s for u, s in statuses.items() if s != 200} == {}
+        assert len(statuses) == 2 + 4 * (len(page_paths(out)) - 1)
+    finally:
+        visit.close()
