@@ -44,7 +44,7 @@ from feedbridge.model import (
     FeedUrls,
     Provenance,
 )
-from feedbridge.pages import NEWEST, Headline, Listed, templates_digest
+from feedbridge.pages import NEWEST, Headline, Listed, prepare, templates_digest
 from feedbridge.progress import Progress, no_progress
 from feedbridge.publish import write_if_changed
 
@@ -382,6 +382,8 @@ class Builder:
         self.pages_key = self._pages_key()  # templates may have changed since the last build
         feeds = self.feeds()
         now_s = int(now.timestamp())
+        if paths is None and self.parallel and not self.index.feed_state():
+            prepare(self.target.config.templates)  # a first build: every page is to be made
         scanned, parsed, built = self.refresh(feeds, paths, now=now_s)
         scan_ms = (time.perf_counter() - started) * 1000
         state = self.index.feed_state()

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
 #: The package's templates; a configured ``templates`` folder is searched before it.
 PACKAGE_TEMPLATES = Path(__file__).resolve().parent / "templates"
+BASE_TEMPLATE = "base.html"
 FEED_TEMPLATE = "feed.html"
 INDEX_TEMPLATE = "index.html"
 STYLE_TEMPLATE = "style.css"
@@ -212,6 +213,28 @@ def _environment(templates: Path | None, digest: str) -> jinja2.Environment:
     return env
 
 
+def prepare(templates: Path | None) -> None:
+    """Import jinja2 and compile every template now: a first build does it once, before it
+    forks its scan workers (which render pages), instead of once in each of them."""
+    import jinja2
+
+    env = _environment(templates, templates_digest(templates))
+    for name in (BASE_TEMPLATE, STYLE_TEMPLATE, FEED_TEMPLATE, INDEX_TEMPLATE):
+        try:
+            env.get_template(name)
+        except jinja2.TemplateError as e:
+            raise _template_error(e, name) from e
+
+
+def _template_error(e: jinja2.TemplateError, name: str) -> ConfigError:
+    """A broken template as one line naming it and, when known, its line."""
+    import jinja2
+
+    if isinstance(e, jinja2.TemplateSyntaxError):
+        return ConfigError(f"template {e.filename or e.name or name}:{e.lineno}: {e.message}")
+    return ConfigError(f"template {name}: {e.message or e}")
+
+
 def _render(templates: Path | None, name: str, context: dict[str, Any]) -> bytes:
     """Render one template; a broken template is a ConfigError naming it and its line."""
     import jinja2
@@ -228,11 +251,8 @@ def _render(templates: Path | None, name: str, context: dict[str, Any]) -> bytes
             csp=Markup(content_security_policy(style)),
             generator=f"{GENERATOR} {__version__}",
         )
-    except jinja2.TemplateSyntaxError as e:
-        where = f"{e.filename or e.name or name}:{e.lineno}"
-        raise ConfigError(f"template {where}: {e.message}") from e
     except jinja2.TemplateError as e:
-        raise ConfigError(f"template {name}: {e.message or e}") from e
+        raise _template_error(e, name) from e
     return text.encode("utf-8")
 
 

@@ -363,6 +363,7 @@ def test_broken_template_is_one_line_and_exit_2(tmp_path: Path) -> None:
     assert result.exit_code == 2, result.output
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and f"template {tmp_path}/tpl/index.html:1: " in lines[0], lines
+    assert not list((tmp_path / "out").rglob("*.*"))  # found before anything was written
 
 
 # -- pages in a build -------------------------------------------------------------------------
