@@ -306,6 +306,7 @@ def test_index_lists_every_feed_with_its_newest_titles_and_links() -> None:
         "a%20b/feed.json",
     ]
     assert "0 entries" in cards[1].get_text() and cards[1].select("time") == []
+    assert "No articles yet." in cards[1].get_text()
     assert doc.select_one('a[href="feeds.opml"]') is not None
     assert len(doc.select('head link[rel="alternate"]')) == 6
 
