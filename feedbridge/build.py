@@ -35,6 +35,7 @@ from feedbridge.model import (
     Provenance,
     Rejection,
 )
+from feedbridge.pages import NEWEST, Headline, Listed, prepare, templates_digest
 from feedbridge.progress import Progress, no_progress
 from feedbridge.publish import Outputs, remove_output, write_output
 from feedbridge.scan import (
@@ -54,6 +55,10 @@ from feedbridge.scan import (
 logger = logging.getLogger(__name__)
 
 FEED_FILES = ("atom.xml", "rss.xml", "feed.json")
+#: A feed's web page, beside its feeds: ``OUT/NAME/index.html``.
+PAGE_FILE = "index.html"
+#: Key of the index page's state among the feeds' (no feed can be named so).
+INDEX_PAGE = "index.html"
 #: How often a feed's selection is redone when its dumps change under the build's feet.
 _RESELECT = 3
 
@@ -90,10 +95,12 @@ def fit_feed(
     return fit(entries, lambda chosen: render(spec, chosen, urls), spec.max_feed_bytes)
 
 
-def fingerprint(spec: FeedSpec, urls: FeedUrls, rows: Sequence[Row]) -> str:
-    """Everything a rendered feed depends on; equal fingerprints mean equal bytes."""
+def fingerprint(spec: FeedSpec, urls: FeedUrls, rows: Sequence[Row], pages: str = "") -> str:
+    """Everything a rendered feed and its page depend on (``pages``: the site title and the
+    templates); equal fingerprints mean equal bytes."""
     data = [
         __version__,
+        pages,
         asdict(spec),
         asdict(urls),
         [(r.rel, r.size, r.mtime_ns, r.id, r.url, r.title, r.published) for r in rows],
@@ -131,6 +138,11 @@ def _signature(paths: Iterable[Path]) -> list[list[object]]:
         except FileNotFoundError:
             sig.append([p.name, None, None])
     return sig
+
+
+def _headlines(rows: Sequence[Row]) -> tuple[Headline, ...]:
+    """The newest entries of a feed as the index shows them (the same fields as its entries)."""
+    return tuple(Headline(r.title or "", r.url or "", r.published_at) for r in rows[:NEWEST])
 
 
 #: Below this many bodies to clean, forking workers costs more than it saves.
@@ -222,6 +234,12 @@ class Builder:
         #: Source folders the last full scan could not read, and why: their feeds are left
         #: as they were (neither rebuilt from a partial view nor removed).
         self.unreadable: dict[str, str] = {}
+        #: What every page depends on besides its feed: the site title and the templates.
+        self.pages_key = self._pages_key()
+
+    def _pages_key(self) -> str:
+        cfg = self.target.config
+        return json.dumps([cfg.title, templates_digest(cfg.templates)], ensure_ascii=False)
 
     # -- scanning ---------------------------------------------------------------------------
 
@@ -428,17 +446,21 @@ class Builder:
     def _build(
         self, root: RootListing, *, now: datetime, paths: Iterable[str] | None
     ) -> BuildReport:
-        from feedbridge.listing import render_index, render_opml
+        from feedbridge.listing import render_opml
 
         started = time.perf_counter()
+        self.pages_key = self._pages_key()  # templates may have changed since the last build
         self._root_id = _folder_identity(self.target.dumps)
         if self._root_id is None:
             raise SourceError(f"dumps folder {self.target.dumps} is missing; no feed was removed")
         feeds = resolve_feeds(self.target.config, root.sources)
         now_s = int(now.timestamp())
+        if paths is None and self.parallel and not self.index.feed_state():
+            prepare(self.target.config.templates)  # a first build: every page is to be made
         scanned, parsed, built = self.refresh(feeds, paths, now=now_s)
         scan_ms = (time.perf_counter() - started) * 1000
         state = self.index.feed_state()
+        index_state = state.pop(INDEX_PAGE, None)
         out = self.target.out
         plans = [self._plan(spec, now_s, state.get(spec.name)) for spec in feeds]
         # A feed that shows a folder the scan could not read is left as it is.
@@ -456,25 +478,24 @@ class Builder:
         if todo:
             self._prefetch(list(todo.values()))
         results: list[FeedResult] = []
-        listing: list[tuple[FeedSpec, FeedUrls, int]] = []
+        listing: list[Listed] = []
         keep: set[str] = set()
         written: list[str] = []
         for plan in plans:
-            result, rels = self._build_feed(plan, now_s)
+            result, rows = self._build_feed(plan, now_s)
             result = built.get(plan.spec.name, result) if plan.current else result
             results.append(result)
             written.extend(result.written)
-            keep.update(rels)
-            listing.append((plan.spec, plan.urls, result.entries))
+            keep.update(r.rel for r in rows)
+            listing.append(Listed(plan.spec, plan.urls, result.entries, _headlines(rows)))
         self._same_root()
         removed = self._remove_stale(state, {spec.name for spec in feeds})
         title = self.target.config.title
-        for name, data in (
-            ("index.html", render_index(listing, title=title)),
-            ("feeds.opml", render_opml(listing, title=title)),
-        ):
-            if write_output(out / name, data):
-                written.append(str(out / name))
+        if self._write_index_page(listing, index_state):
+            written.append(str(out / INDEX_PAGE))
+        opml = render_opml([(f.spec, f.urls, f.entries) for f in listing], title=title)
+        if write_output(out / "feeds.opml", opml):
+            written.append(str(out / "feeds.opml"))
         self.index.prune_content(keep)
         warnings = (*root.warnings, *(self.unreadable[s] for s in sorted(self.unreadable)))
         report = self._report(results, scanned, parsed, written, removed, now_s, warnings)
@@ -494,38 +515,65 @@ class Builder:
                 " no feed was removed"
             )
 
+    def _write_index_page(
+        self, listing: list[Listed], previous: tuple[str, int, list[list[object]]] | None
+    ) -> bool:
+        """Render ``OUT/index.html`` unless what it shows is unchanged (jinja2 is not even
+        imported then); True if it was written."""
+        from feedbridge.pages import index_fingerprint, render_index_page
+
+        cfg = self.target.config
+        path = self.target.out / INDEX_PAGE
+        fp = index_fingerprint(listing, title=cfg.title, templates_key=self.pages_key)
+        if previous and previous[0] == fp and previous[2] == _signature([path]):
+            return False
+        page = render_index_page(listing, title=cfg.title, templates=cfg.templates)
+        written = write_output(path, page)
+        self.index.store_feed(INDEX_PAGE, fp, len(listing), _signature([path]))
+        return written
+
     def _plan(
         self, spec: FeedSpec, now: int, previous: tuple[str, int, list[list[object]]] | None
     ) -> FeedPlan:
         urls = feed_urls(spec, self.target.base_url)
-        paths = [self.target.out / spec.name / name for name in FEED_FILES]
+        folder = self.target.out / spec.name
+        paths = [folder / name for name in (*FEED_FILES, PAGE_FILE)]
         rows = select(self.index, spec, now)
         current = bool(
             previous
-            and previous[0] == fingerprint(spec, urls, rows)
+            and previous[0] == fingerprint(spec, urls, rows, self.pages_key)
             and previous[2] == _signature(paths)
         )
         return FeedPlan(spec, urls, paths, rows, current, previous[1] if previous else 0)
 
-    def _build_feed(self, plan: FeedPlan, now: int) -> tuple[FeedResult, list[str]]:
+    def _build_feed(self, plan: FeedPlan, now: int) -> tuple[FeedResult, list[Row]]:
+        """Render a feed's three files and its page (unless current); returns what it shows."""
         spec, urls, paths = plan.spec, plan.urls, plan.paths
         if plan.current:
-            return FeedResult(spec.name, plan.entries), [r.rel for r in plan.rows]
+            return FeedResult(spec.name, plan.entries), plan.rows
+        from feedbridge.pages import render_feed_page
         from feedbridge.render import render_atom, render_json, render_rss
 
         rows, entries = self._entries(spec, now, plan.rows)
-        fp = fingerprint(spec, urls, rows)
+        fp = fingerprint(spec, urls, rows, self.pages_key)
+        cfg = self.target.config
         trims = []
+        feed_paths, page_path = paths[: len(FEED_FILES)], paths[len(FEED_FILES)]
         with Outputs() as outputs:
-            for path, render in zip(paths, (render_atom, render_rss, render_json), strict=True):
+            renders = (render_atom, render_rss, render_json)
+            for path, render in zip(feed_paths, renders, strict=True):
                 data, trim = fit_feed(spec, entries, urls, render)
                 if trim:
                     trims.append(f"{path.name}: {trim}")
                 outputs.add(path, data)
+            page = render_feed_page(
+                spec, entries, urls, site_title=cfg.title, templates=cfg.templates
+            )
+            outputs.add(page_path, page)
             changed = outputs.write()
-        document_urls = dict(zip(paths, (urls.atom, urls.rss, urls.json), strict=True))
+        document_urls = dict(zip(feed_paths, (urls.atom, urls.rss, urls.json), strict=True))
         written = [str(path) for path in changed]
-        topics = [document_urls[path] for path in changed]
+        topics = [document_urls[path] for path in changed if path in document_urls]
         if trims:
             budget, what = spec.max_feed_bytes, "; ".join(trims)
             logger.warning("feed %s: over max_feed_bytes %s: %s", spec.name, budget, what)
@@ -538,14 +586,14 @@ class Builder:
                 ", ".join(Path(p).name for p in written),
             )
         result = FeedResult(spec.name, len(entries), tuple(written), tuple(topics), spec.hubs)
-        return result, [r.rel for r in rows]
+        return result, rows
 
     def _remove_stale(self, state: Mapping[str, object], current: set[str]) -> list[str]:
         """Delete the files of feeds that no longer exist (only files feedbridge wrote)."""
         removed: list[str] = []
         for name in sorted(set(state) - current):
             folder = self.target.out / name
-            for file in FEED_FILES:
+            for file in (*FEED_FILES, PAGE_FILE):
                 path = folder / file
                 if remove_output(path):
                     removed.append(str(path))

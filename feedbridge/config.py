@@ -22,7 +22,7 @@ _NAME = re.compile(r"[^/\\\x00-\x1f]+")
 
 TOP_KEYS = {
     "title", "base_url", "dumps", "out", "state_dir", "pattern", "limit", "max_bytes",
-    "auto_feeds", "interval", "serve", "feeds", "hub", "max_feed_bytes",
+    "auto_feeds", "interval", "serve", "feeds", "hub", "max_feed_bytes", "templates",
 }  # fmt: skip
 FEED_KEYS = {
     "title", "sources", "link", "description", "language", "author", "limit", "hub",
@@ -54,6 +54,8 @@ class Config:
     max_feed_bytes: int = DEFAULT_MAX_FEED_BYTES
     feeds: tuple[FeedSpec, ...] = ()
     source: Path | None = None
+    #: Folder of page templates searched before the package's (see pages.py).
+    templates: Path | None = None
 
 
 def _fail(path: Path | None, message: str) -> ConfigError:
@@ -205,6 +207,7 @@ def parse_config(data: Mapping[str, Any], *, src: Path | None = None) -> Config:
         hubs=_hubs(data, "", src) or (),
         max_feed_bytes=_max_feed_bytes(data, "", src) or DEFAULT_MAX_FEED_BYTES,
         source=src,
+        templates=path("templates"),
     )
     if "auto_feeds" in data and not isinstance(data["auto_feeds"], bool):
         raise _fail(src, f"auto_feeds must be true or false, not {toml_type(data['auto_feeds'])}")

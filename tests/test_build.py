@@ -47,6 +47,8 @@ def test_one_feed_per_source(built: tuple[Path, Path]) -> None:
             "atom.xml.gz",
             "feed.json",
             "feed.json.gz",
+            "index.html",
+            "index.html.gz",
             "rss.xml",
             "rss.xml.gz",
         ]
@@ -203,13 +205,20 @@ def test_edited_dump_changes_exactly_its_feeds(tmp_path: Path) -> None:
     report = build(dumps, out, config)
     after = snapshot(out)
     changed = sorted(k for k in after if after[k] != before.get(k) and not k.endswith(".gz"))
+    # the feeds and pages of both feeds, and the index, which shows voa's three newest titles
     assert changed == sorted(
-        f"{feed}/{f}" for feed in ("voa", "combined") for f in ("atom.xml", "feed.json", "rss.xml")
+        ["index.html"]
+        + [
+            f"{feed}/{f}"
+            for feed in ("voa", "combined")
+            for f in ("atom.xml", "feed.json", "index.html", "rss.xml")
+        ]
     )
     twins = sorted(k for k in after if after[k] != before.get(k) and k.endswith(".gz"))
     assert twins == [f"{c}.gz" for c in changed]
     assert sorted(report.written) == sorted(str(out / c) for c in changed)
-    assert "就职日看点（更新）" in (out / "voa" / "atom.xml").read_text("utf-8")
+    for page in ("voa/atom.xml", "voa/index.html", "index.html"):
+        assert "就职日看点（更新）" in (out / page).read_text("utf-8")
 
 
 def test_deleted_dump_leaves_its_feed(tmp_path: Path) -> None:
@@ -228,7 +237,7 @@ def test_removed_source_removes_its_feed(tmp_path: Path) -> None:
     shutil.rmtree(dumps / "ft")
     report = build(dumps, out)
     assert not (out / "ft").exists()
-    assert len(report.removed) == 3
+    assert len(report.removed) == 4  # three feeds and the feed's page
     assert "/ft/" not in (out / "index.html").read_text("utf-8")
 
 
