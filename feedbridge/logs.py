@@ -20,6 +20,9 @@ from typing import TextIO
 PREFIX = "feedbridge"
 #: Libraries whose loggers feedbridge's handler carries: warnings and errors only.
 LIBRARIES = ("apscheduler", "watchfiles", "waitress", "whitenoise", "py.warnings")
+#: Library loggers that say nothing an operator acts on: errors only.  waitress's "Task queue
+#: depth is N" is the server thinking aloud under load, not an event.
+QUIET = ("waitress.queue",)
 #: A library's line with the same template is logged at most once per this many seconds.
 REPEAT_WINDOW = 60.0
 
@@ -102,6 +105,8 @@ def setup_logging(level: int) -> None:
     own.handlers[:] = []
     for name in LIBRARIES:
         logging.getLogger(name).setLevel(max(level, logging.WARNING))
+    for name in QUIET:
+        logging.getLogger(name).setLevel(logging.ERROR)
     # Python's warnings and a thread that dies of an exception write to stderr on their own:
     # through the handler, they keep the format too.
     logging.captureWarnings(True)

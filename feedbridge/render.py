@@ -6,7 +6,7 @@ the clock, so the same entries give the same bytes.
 
 Every field is written for the way readers read it (the table is in README, "Safe for every
 reader"): text that readers may render as HTML -- RSS ``title`` and ``description``, Atom text
-constructs, which are declared ``type="html"`` so that every reader agrees -- is HTML-escaped
+constructs, which are declared ``type="html"`` when they hold a ``<`` -- is HTML-escaped
 before XML escapes it again; HTML fields hold only cleaned HTML; names (authors, categories)
 are text everywhere and lose the angle brackets that would make them markup for a reader that
 renders them as HTML; JSON Feed's ``title`` and ``summary`` are plain text by its spec.
@@ -30,6 +30,15 @@ from feedbridge.model import Entry, FeedSpec, FeedUrls
 EMPTY_FEED_TIME = datetime(1970, 1, 1, tzinfo=UTC)
 JSONFEED_VERSION = "https://jsonfeed.org/version/1.1"
 ATOM_NS = "http://www.w3.org/2005/Atom"
+#: Atom text constructs that feedbridge fills: the escaping is decided in ``_AtomHtmlText``.
+_ATOM_TEXTS = (
+    f"{{{ATOM_NS}}}title",
+    f"{{{ATOM_NS}}}subtitle",
+    f"{{{ATOM_NS}}}summary",
+    "title",
+    "subtitle",
+    "summary",
+)
 
 
 class _Zulu(datetime):
@@ -68,17 +77,24 @@ def name_text(name: str) -> str:
 
 
 class _AtomHtmlText:
-    """feedgen extension (duck-typed: feedgen is untyped): declares the feed's and each
-    entry's ``title`` and ``subtitle`` ``type="html"``; feedgen cannot, and their text is
-    HTML-escaped, so readers that honour the type and readers that render HTML regardless
-    show the same text and run nothing."""
+    """feedgen extension (duck-typed: feedgen is untyped) for Atom's text constructs (the
+    feed's and each entry's ``title``, ``subtitle``, ``summary``), which arrive HTML-escaped.
+    A text with a ``<`` is declared ``type="html"`` and keeps its escaping, so readers that
+    honour the type and readers that render HTML regardless show the same text and run
+    nothing; any other text is plain ``type="text"`` (the default), which every reader shows
+    alike: without ``<`` no reading makes markup of it."""
 
     def extend_ns(self) -> dict[str, str]:
         return {}
 
     def extend_atom(self, element: Any) -> Any:
-        for child in element.iterchildren("title", "subtitle"):
-            child.set("type", "html")
+        for child in element.iterchildren(*_ATOM_TEXTS):
+            text = child.text or ""
+            if "&lt;" in text:
+                child.set("type", "html")
+            else:
+                child.text = html.unescape(text)  # exactly what html_text escaped
+                child.attrib.pop("type", None)
         return element
 
     def extend_rss(self, element: Any) -> Any:

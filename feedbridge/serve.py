@@ -287,8 +287,6 @@ class Server:
         except OSError as e:
             sock.close()
             raise ConfigError(f"cannot serve on {host}:{port}: {e.strerror or e}") from e
-        # "Task queue depth is N" is waitress thinking aloud under load, not an event.
-        logging.getLogger("waitress.queue").setLevel(logging.ERROR)
         adj = Adjustments(
             sockets=[sock],
             threads=4,

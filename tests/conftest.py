@@ -56,9 +56,9 @@ def _isolated_logging() -> Iterator[None]:
     import logging
     import threading
 
-    from feedbridge.logs import LIBRARIES, PREFIX
+    from feedbridge.logs import LIBRARIES, PREFIX, QUIET
 
-    names = ["", PREFIX, *LIBRARIES]
+    names = ["", PREFIX, *LIBRARIES, *QUIET]
     saved = {n: (logging.getLogger(n).level, logging.getLogger(n).propagate) for n in names}
     handlers = list(logging.getLogger().handlers)
     hook = threading.excepthook

@@ -197,7 +197,7 @@ def test_config_budget_defaults_and_per_feed() -> None:
     ("data", "message"),
     [
         ({"max_feed_bytes": 100}, "max_feed_bytes must be at least 4096"),
-        ({"max_feed_bytes": "1M"}, "max_feed_bytes must be a int, not str"),
+        ({"max_feed_bytes": "1M"}, "max_feed_bytes must be an integer, not a string"),
         ({"feeds": {"a": {"max_feed_bytes": 1}}}, "[feeds.a] max_feed_bytes must be at least"),
     ],
 )

@@ -9,13 +9,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from feedbridge.logs import LIBRARIES, PREFIX, LineFormatter, RepeatFilter, setup_logging
+from feedbridge.logs import LIBRARIES, PREFIX, QUIET, LineFormatter, RepeatFilter, setup_logging
 
 
 @pytest.fixture
 def logs() -> Iterator[None]:
     """setup_logging touches process-wide loggers: put them back afterwards."""
-    names = ["", PREFIX, *LIBRARIES]
+    names = ["", PREFIX, *LIBRARIES, *QUIET]
     hook = threading.excepthook
     saved = {
         n: (lg.level, lg.propagate, list(lg.handlers))
@@ -37,14 +37,15 @@ def test_library_lines_share_the_format_and_repeats_do_not_flood(
 ) -> None:
     setup_logging(logging.INFO)
     for depth in range(100):
-        logging.getLogger("waitress.queue").warning("Task queue depth is %d", depth)
+        logging.getLogger("waitress.queue").warning("Task queue depth is %d", depth)  # hidden
+        logging.getLogger("waitress").warning("client %d: request head too long", depth)
     logging.getLogger("apscheduler.scheduler").info("Added job %r", "rescan")  # noise: hidden
     logging.getLogger("watchfiles.main").debug("rust notify timeout, continuing")
     logging.getLogger("feedbridge.daemon").info("updated %s", "voa")
     logging.getLogger("feedbridge.daemon").info("updated %s", "voa")  # ours are never dropped
     lines = capsys.readouterr().err.splitlines()
     assert lines == [
-        "feedbridge: WARNING: Task queue depth is 0",
+        "feedbridge: WARNING: client 0: request head too long",
         "feedbridge: INFO: updated voa",
         "feedbridge: INFO: updated voa",
     ]
