@@ -599,6 +599,8 @@ class Index:
             logger.warning("index %s is from another version or output: rebuilding it", self.path)
             self._remove()
         except sqlite3.DatabaseError as e:
+            if isinstance(e, sqlite3.OperationalError):
+                raise  # full, read-only: not damage
             logger.warning(
                 "index %s is unreadable (%s): setting it aside and rebuilding", self.path, e
             )
