@@ -80,12 +80,18 @@ class LockedBuilder(Builder):
 
 
 def remove_litter(out: Path, state: Path) -> None:
-    """Remove the temporary files of writers that were killed (call it under the lock)."""
+    """Remove the temporary files of writers that were killed (call it under the lock).
+
+    OUT is walked whole (not through symlinks); the state folders only at their top, where
+    status.json and the pointer to a state folder elsewhere are written.
+    """
     removed = remove_temporaries(out, recursive=True)
     try:
         removed += remove_temporaries(state, recursive=False)
     except PublishError as e:
         raise StateError(str(e)) from e
+    with contextlib.suppress(PublishError):  # best effort, as the pointer itself
+        removed += remove_temporaries(default_state_dir(out), recursive=False)
     for path in removed:
         logger.info("removed %s, left by an interrupted write", path)
 

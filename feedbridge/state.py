@@ -14,6 +14,9 @@ descriptor of their open file, so:
   a ``kill -9`` of a build releases OUT and stops its worker processes with it;
 - a lock is never stale: nothing is to be cleaned up after a crash but temporary files.
 
+(The kernel's parent is the forking *thread*: workers must be forked by a thread that outlives
+them, as a multiprocessing pool used in a ``with`` block is.)
+
 The holder is named by its pid, read from ``/proc/locks`` (Linux), else from the state lock file.
 """
 
@@ -99,9 +102,9 @@ def locked(state_dir: Path, out: Path) -> Iterator[None]:
     out_fd = _open_out(out)
     state_fd = -1
     try:
-        _take(out_fd, str(out), None)
+        _take(out_fd, str(out), None, PublishError)
         state_fd = _open_state_lock(state_dir)
-        _take(state_fd, f"state folder {state_dir}", state_fd)
+        _take(state_fd, f"state folder {state_dir}", state_fd, StateError)
         with contextlib.suppress(OSError):  # the pid is only a fallback for the message
             os.ftruncate(state_fd, 0)
             os.pwrite(state_fd, f"{pid}\n".encode(), 0)
@@ -147,13 +150,13 @@ def _open_state_lock(state_dir: Path) -> int:
         raise StateError(f"cannot create state folder {state_dir}: {e.strerror or e}") from e
 
 
-def _take(fd: int, what: str, pid_file: int | None) -> None:
+def _take(fd: int, what: str, pid_file: int | None, error: type[PublishError | StateError]) -> None:
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         raise LockedError(what, _holder(fd, pid_file)) from None
-    except OSError as e:
-        raise StateError(f"cannot lock {what}: {e.strerror or e}") from e
+    except OSError as e:  # a file system without flock
+        raise error(f"cannot lock {what}: {e.strerror or e}") from e
 
 
 def _holder(fd: int, pid_file: int | None) -> int | None:

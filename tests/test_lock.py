@@ -62,19 +62,21 @@ def test_two_outputs_never_share_a_state_folder_at_once(tmp_path: Path) -> None:
         assert (state / "lock").read_text() == f"{os.getpid()}\n"
 
 
-def test_second_build_on_the_same_out_with_its_own_state_exits_2(tmp_path: Path) -> None:
+def test_a_second_build_or_daemon_with_its_own_state_exits_2(tmp_path: Path) -> None:
     from click.testing import CliRunner
 
     from feedbridge.cli import cli
 
     out = tmp_path / "out"
     args = ["--dumps", str(EXAMPLES), "--out", str(out), "--base-url", "https://x.example/"]
-    with locked(tmp_path / "daemon-state", out):
-        result = CliRunner().invoke(cli, ["build", *args, "--state", str(tmp_path / "other")])
-    assert result.exit_code == 2
-    assert result.stderr == f"feedbridge: error: {out} is in use by pid {os.getpid()} " + (
-        "(feedbridge lock)\n"
-    )
+    for command in ("build", "run"):
+        with locked(tmp_path / "daemon-state", out):
+            state = ["--state", str(tmp_path / "other")]
+            result = CliRunner().invoke(cli, [command, *args, *state], catch_exceptions=False)
+        assert result.exit_code == 2, command
+        assert result.stderr == f"feedbridge: error: {out} is in use by pid {os.getpid()} " + (
+            "(feedbridge lock)\n"
+        )
 
 
 @pytest.mark.parametrize("out", ["/proc/feedbridge-out", "{tmp}/file", "{tmp}/file/out"])
