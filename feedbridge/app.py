@@ -72,11 +72,24 @@ class LockedBuilder(Builder):
     archive."""
 
     state_dir: Path
+    #: Dumps in the index: counted by a full build, kept up to date by a build of some paths
+    #: (a daemon's, after a change) from the rows of those paths, which cost a lookup each.
+    archive: int | None = None
 
     def build(self, *, now: datetime, paths: Iterable[str] | None = None) -> BuildReport:
         with foreign_errors(out=self.target.out, state=self.state_dir):
-            report = super().build(now=now, paths=paths)
-            return replace(report, archive=self.index.count())
+            if paths is None or self.archive is None:
+                report = super().build(now=now, paths=paths)
+                self.archive = self.index.count()
+            else:
+                rels = sorted(set(paths))
+                before = self._known(rels)
+                report = super().build(now=now, paths=rels)
+                self.archive += self._known(rels) - before
+            return replace(report, archive=self.archive)
+
+    def _known(self, rels: list[str]) -> int:
+        return sum(self.index.signature(rel) is not None for rel in rels)
 
 
 def remove_litter(out: Path, state: Path) -> None:

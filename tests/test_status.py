@@ -70,6 +70,12 @@ def test_dumps_is_the_archive_not_what_the_last_build_read(tmp_path: Path) -> No
         os.utime(changed, ns=(NOW.timestamp().__int__() * 10**9,) * 2)
         report = builder.build(now=NOW, paths=[f"voa/{changed.name}"])
         write_status(state, status_of(report, NOW))
+        # and a daemon's builds of a new dump, then of a deleted one, keep the count
+        shutil.copy(changed, dumps / "voa" / "new.md")
+        assert builder.build(now=NOW, paths=["voa/new.md"]).archive == total + 1
+        changed.unlink()
+        gone = builder.build(now=NOW, paths=[f"voa/{changed.name}", "voa/new.md"])
+        assert gone.archive == total == builder.index.count()
     assert report.archive == first.archive == total
     rejected, future = len(report.rejected), len(report.future)
     assert rejected and future
