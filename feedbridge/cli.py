@@ -2,7 +2,8 @@
 
 Exit codes: 0 success; 1 dumps were rejected (``build --strict``, ``check``); 2 usage,
 configuration or lock errors; 3 the output folder or a file in it could not be created or
-written; 4 the state folder (index, lock, status) could not be created, read or written.
+written; 4 the state folder (index, lock, status) could not be created, read or written;
+130 interrupted (SIGINT, Ctrl-C).
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ EXIT_REJECTED = 1
 EXIT_USAGE = 2
 EXIT_PUBLISH = 3
 EXIT_STATE = 4
+#: 128 + SIGINT, as shells report it: Ctrl-C is neither a rejection (1) nor a usage error.
+EXIT_INTERRUPTED = 130
 
 logger = logging.getLogger("feedbridge")
 
@@ -156,6 +159,8 @@ def exit_codes() -> Iterator[None]:
         _fail(EXIT_PUBLISH, str(e))
     except StateError as e:
         _fail(EXIT_STATE, str(e))
+    except KeyboardInterrupt:
+        _fail(EXIT_INTERRUPTED, "interrupted")
 
 
 def with_common(f: Any) -> Any:

@@ -12,7 +12,9 @@ descriptor of their open file, so:
 - every process forked while a lock is held closes its copies of the lock descriptors at once
   (``os.register_at_fork``), and dies with the process that forked it (``PR_SET_PDEATHSIG``):
   a ``kill -9`` of a build releases OUT and stops its worker processes with it;
-- a lock is never stale: nothing is to be cleaned up after a crash but temporary files.
+- a lock is never stale: nothing is to be cleaned up after a crash but temporary files;
+- Ctrl-C reaches the whole process group; the workers ignore it and the parent, interrupted,
+  terminates them.
 
 (The kernel's parent is the forking *thread*: workers must be forked by a thread that outlives
 them, as a multiprocessing pool used in a ``with`` block is.)
@@ -60,10 +62,25 @@ def default_state_dir(out: Path) -> Path:
 #: Lock descriptors this process holds, and its pid when it took them.
 _held: list[int] = []
 _owner: list[int] = []
+#: The signal mask from before a fork, while SIGINT is blocked around it.
+_mask: list[set[int | signal.Signals]] = []
+
+
+def _before_fork() -> None:
+    """Hold SIGINT back across a fork, so that the child has set it aside before any comes."""
+    if _held:
+        _mask[:] = [signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})]
+
+
+def _after_fork_in_parent() -> None:
+    if _mask:
+        signal.pthread_sigmask(signal.SIG_SETMASK, _mask.pop())
 
 
 def _after_fork_in_child() -> None:
-    """In every child forked while a lock is held: let go of the lock, die with the parent."""
+    """In every child forked while a lock is held: let go of the lock, die with the parent,
+    and leave Ctrl-C to the parent, which stops its workers itself (a pool whose workers die
+    of SIGINT under it waits forever for their results)."""
     if not _held:
         return
     for fd in _held:
@@ -72,10 +89,16 @@ def _after_fork_in_child() -> None:
     _held.clear()
     parent = _owner[0] if _owner else os.getppid()
     _owner.clear()
+    with contextlib.suppress(ValueError):  # only the main thread may set handlers
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if _mask:  # a SIGINT that came meanwhile is dropped: it is ignored now
+        signal.pthread_sigmask(signal.SIG_SETMASK, _mask.pop())
     die_with_parent(parent)
 
 
-os.register_at_fork(after_in_child=_after_fork_in_child)
+os.register_at_fork(
+    before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_after_fork_in_child
+)
 
 
 def die_with_parent(parent: int) -> None:

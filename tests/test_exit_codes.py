@@ -21,6 +21,7 @@ import pytest
 from click.testing import CliRunner
 
 from feedbridge.cli import EXIT_OK, EXIT_PUBLISH, EXIT_STATE, EXIT_USAGE, cli
+from feedbridge.state import lock_holder
 
 from .conftest import BASE_URL, EXAMPLES
 
@@ -298,3 +299,16 @@ def test_an_unlink_refused_in_out_is_exit_3(
     assert (
         err == f"feedbridge: error: cannot write {tmp_path / 'out' / 'voa'}/atom.xml: simulated\n"
     )
+
+
+def test_ctrl_c_is_not_exit_1(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from feedbridge import app
+    from feedbridge.cli import EXIT_INTERRUPTED
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(app.LockedBuilder, "build", interrupted)
+    code, err = _invoke("build", *_target(tmp_path))
+    assert (code, err) == (EXIT_INTERRUPTED, "feedbridge: error: interrupted\n")
+    assert lock_holder(tmp_path / "out") == (False, None)

@@ -8,6 +8,8 @@ while feeds are being written.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import random
 import shutil
 import signal
@@ -31,7 +33,9 @@ BASES = ("https://a.example/feeds/", "https://b.example/")
 GRACE = 10.0
 
 
-def _build(dumps: Path, out: Path, state: Path, base: str) -> subprocess.Popen[bytes]:
+def _build(
+    dumps: Path, out: Path, state: Path, base: str, *, group: bool = False
+) -> subprocess.Popen[bytes]:
     """Start a build; its stderr goes to a file beside OUT (a pipe would stay open as long
     as any process it forked lives)."""
     args = ["--dumps", str(dumps), "--out", str(out), "--state", str(state), "--base-url", base]
@@ -40,6 +44,7 @@ def _build(dumps: Path, out: Path, state: Path, base: str) -> subprocess.Popen[b
             [sys.executable, "-m", "feedbridge", "-q", "build", *args],
             stdout=subprocess.DEVNULL,
             stderr=err,
+            start_new_session=group,
         )
 
 
@@ -135,3 +140,33 @@ def test_kill_9_at_random_moments(
             time.sleep(0.05)
         assert alive == [], what
     assert kills >= ROUNDS // 3  # rounds were killed mid-build, not only after it
+
+
+def test_ctrl_c_stops_a_build_and_its_workers_in_one_line(
+    archive: tuple[Path, dict[str, dict[str, bytes]]], tmp_path: Path
+) -> None:
+    """SIGINT to the whole process group, as a terminal sends it, during a cold build."""
+    dumps, _ = archive
+    out, state = tmp_path / "out", tmp_path / "state"
+    rng = random.Random(2)
+    interrupted = 0
+    for round_ in range(6):
+        shutil.rmtree(out, ignore_errors=True)
+        shutil.rmtree(state, ignore_errors=True)
+        proc = _build(dumps, out, state, BASES[0], group=True)
+        if _wait_locked(out, proc):
+            time.sleep(rng.uniform(0, 0.3))
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGINT)
+        err = _finish(proc, out)
+        what = f"round {round_}"
+        if proc.returncode == 0:  # it was done first
+            continue
+        interrupted += 1
+        assert (proc.returncode, err) == (130, "feedbridge: error: interrupted\n"), what
+        assert lock_holder(out) == (False, None), what
+        deadline = time.monotonic() + GRACE
+        while (alive := _survivors(str(out))) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert alive == [], what
+    assert interrupted

@@ -154,6 +154,17 @@ def test_a_child_whose_parent_is_already_gone_dies() -> None:
     assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
 
 
+def test_a_child_forked_under_the_lock_leaves_ctrl_c_to_its_parent(tmp_path: Path) -> None:
+    with locked(tmp_path / "state", tmp_path / "out"):
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child
+            os._exit(0 if signal.getsignal(signal.SIGINT) == signal.SIG_IGN else 1)
+        _, status = os.waitpid(pid, 0)
+        assert signal.getsignal(signal.SIGINT) is not signal.SIG_IGN  # the parent's is kept
+        assert signal.pthread_sigmask(signal.SIG_BLOCK, set()) == set()  # and not blocked
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+
+
 def test_a_fork_outside_the_lock_is_left_alone(tmp_path: Path) -> None:
     with locked(tmp_path / "state", tmp_path / "out"):
         pass
