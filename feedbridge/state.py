@@ -32,7 +32,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -59,57 +59,55 @@ def default_state_dir(out: Path) -> Path:
 
 # -- the lock --------------------------------------------------------------------------------
 
-#: Lock descriptors this process holds, and its pid when it took them.
+#: Lock descriptors this process holds.
 _held: list[int] = []
+#: The pid of this process once it took a lock: from then on, every process it forks dies
+#: with it -- also one forked after the lock was let go, as a multiprocessing pool's thread
+#: may do while an interrupted build unwinds.
 _owner: list[int] = []
-#: The signal mask from before a fork, while SIGINT is blocked around it.
-_mask: list[set[int | signal.Signals]] = []
 
 
-def _before_fork() -> None:
-    """Hold SIGINT back across a fork, so that the child has set it aside before any comes."""
-    if _held:
-        _mask[:] = [signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})]
+#: libc's prctl, loaded when the lock is taken: not in a fork hook, where Python drops a
+#: KeyboardInterrupt, and not in the child, which must not import (another thread of the
+#: parent may have held the import lock).
+_prctl: list[Callable[..., int]] = []
 
 
-def _after_fork_in_parent() -> None:
-    if _mask:
-        signal.pthread_sigmask(signal.SIG_SETMASK, _mask.pop())
+def _load_prctl() -> None:
+    if not _prctl and sys.platform.startswith("linux"):
+        import ctypes
+
+        with contextlib.suppress(OSError, AttributeError):
+            _prctl.append(ctypes.CDLL(None, use_errno=True).prctl)
 
 
 def _after_fork_in_child() -> None:
-    """In every child forked while a lock is held: let go of the lock, die with the parent,
-    and leave Ctrl-C to the parent, which stops its workers itself (a pool whose workers die
-    of SIGINT under it waits forever for their results)."""
+    """In every child forked while a lock is held: die with the parent, leave Ctrl-C to it
+    (it stops its workers itself: a pool whose workers die of SIGINT under it can wait
+    forever for their results), let go of the lock."""
+    if not _owner:
+        return
+    parent = _owner.pop()
+    die_with_parent(parent)  # first, whatever interrupts the rest
     if not _held:
         return
+    with contextlib.suppress(ValueError):  # only the main thread may set handlers
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     for fd in _held:
         with contextlib.suppress(OSError):
             os.close(fd)
     _held.clear()
-    parent = _owner[0] if _owner else os.getppid()
-    _owner.clear()
-    with contextlib.suppress(ValueError):  # only the main thread may set handlers
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if _mask:  # a SIGINT that came meanwhile is dropped: it is ignored now
-        signal.pthread_sigmask(signal.SIG_SETMASK, _mask.pop())
-    die_with_parent(parent)
 
 
-os.register_at_fork(
-    before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_after_fork_in_child
-)
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def die_with_parent(parent: int) -> None:
-    """Have the kernel SIGKILL this process when ``parent`` dies (Linux), and die now if it
-    already did (it may have died between the fork and this call)."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        with contextlib.suppress(OSError, AttributeError):
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    """Have the kernel SIGKILL this process when ``parent`` dies (Linux, once a fork under
+    the lock loaded prctl), and die now if it already did (it may have died between the
+    fork and this call)."""
+    if _prctl:
+        _prctl[0](PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != parent:
         os.kill(os.getpid(), signal.SIGKILL)
 
@@ -131,6 +129,7 @@ def locked(state_dir: Path, out: Path) -> Iterator[None]:
         with contextlib.suppress(OSError):  # the pid is only a fallback for the message
             os.ftruncate(state_fd, 0)
             os.pwrite(state_fd, f"{pid}\n".encode(), 0)
+        _load_prctl()
         _held.extend((out_fd, state_fd))
         _owner[:] = [pid]
         yield
