@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import hashlib
 import json
 import logging
@@ -71,14 +72,33 @@ _owner: list[int] = []
 #: KeyboardInterrupt, and not in the child, which must not import (another thread of the
 #: parent may have held the import lock).
 _prctl: list[Callable[..., int]] = []
+#: libc's pthread_sigmask(SIG_UNBLOCK, {SIGINT}), once SIGINT is blocked across every fork.
+_unblock_sigint: list[Callable[[], int]] = []
 
 
-def _load_prctl() -> None:
-    if not _prctl and sys.platform.startswith("linux"):
-        import ctypes
+def _load_libc() -> None:
+    """Load prctl, and block SIGINT across every fork from now on.
 
-        with contextlib.suppress(OSError, AttributeError):
-            _prctl.append(ctypes.CDLL(None, use_errno=True).prctl)
+    Python runs fork hooks (its own, logging's, ours) as Python code and drops any exception
+    they raise: a Ctrl-C landing in one would be lost, and the build would go on.  Blocked
+    around the fork by libc itself (signal.pthread_sigmask delivers pending signals inside
+    the hook), a Ctrl-C surfaces in the code that forked, once the fork is done.
+    """
+    if _prctl or not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        _prctl.append(libc.prctl)
+        sigset = (ctypes.c_ubyte * 128)()  # sigset_t
+        sigset[(signal.SIGINT - 1) // 8] = 1 << ((signal.SIGINT - 1) % 8)
+        block = functools.partial(libc.pthread_sigmask, 0, sigset, None)  # SIG_BLOCK
+        unblock = functools.partial(libc.pthread_sigmask, 1, sigset, None)  # SIG_UNBLOCK
+    except (OSError, AttributeError):
+        return
+    _unblock_sigint.append(unblock)
+    os.register_at_fork(before=block, after_in_parent=unblock)
 
 
 def _after_fork_in_child() -> None:
@@ -89,14 +109,15 @@ def _after_fork_in_child() -> None:
         return
     parent = _owner.pop()
     die_with_parent(parent)  # first, whatever interrupts the rest
-    if not _held:
-        return
-    with contextlib.suppress(ValueError):  # only the main thread may set handlers
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-    for fd in _held:
-        with contextlib.suppress(OSError):
-            os.close(fd)
-    _held.clear()
+    if _held:
+        with contextlib.suppress(ValueError):  # only the main thread may set handlers
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # (drops a SIGINT held back)
+        for fd in _held:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        _held.clear()
+    if _unblock_sigint:
+        _unblock_sigint[0]()
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
@@ -129,7 +150,7 @@ def locked(state_dir: Path, out: Path) -> Iterator[None]:
         with contextlib.suppress(OSError):  # the pid is only a fallback for the message
             os.ftruncate(state_fd, 0)
             os.pwrite(state_fd, f"{pid}\n".encode(), 0)
-        _load_prctl()
+        _load_libc()
         _held.extend((out_fd, state_fd))
         _owner[:] = [pid]
         yield

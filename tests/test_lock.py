@@ -155,13 +155,15 @@ def test_a_child_whose_parent_is_already_gone_dies() -> None:
 
 
 def _child_state() -> int:
-    """In a forked child: bit 0 set if it dies with its parent, bit 1 if it ignores SIGINT."""
+    """In a forked child: bit 0 set if it dies with its parent, bit 1 if it ignores SIGINT,
+    bit 2 if SIGINT is still blocked (it must not be: it is only held back across the fork)."""
     import ctypes
 
     pdeathsig = ctypes.c_int(0)
     ctypes.CDLL(None).prctl(2, ctypes.byref(pdeathsig), 0, 0, 0)  # PR_GET_PDEATHSIG
     dies = pdeathsig.value == signal.SIGKILL
-    return dies | (signal.getsignal(signal.SIGINT) == signal.SIG_IGN) << 1
+    blocked = signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, set())
+    return dies | (signal.getsignal(signal.SIGINT) == signal.SIG_IGN) << 1 | blocked << 2
 
 
 def _fork_state() -> int:
@@ -170,6 +172,7 @@ def _fork_state() -> int:
         os._exit(_child_state())
     _, status = os.waitpid(pid, 0)
     assert os.WIFEXITED(status)
+    assert signal.SIGINT not in signal.pthread_sigmask(signal.SIG_BLOCK, set())  # the parent's
     return os.WEXITSTATUS(status)
 
 
@@ -182,6 +185,39 @@ def test_a_child_forked_under_the_lock_dies_with_its_parent_and_leaves_it_ctrl_c
     # forked after the lock was let go (a pool's thread, while an interrupted build unwinds):
     # it dies with its parent too, but Ctrl-C is its own again
     assert _fork_state() == 0b01
+
+
+_CTRL_C_IN_A_FORK_HOOK = textwrap.dedent(
+    """
+    import os, signal, sys
+    from pathlib import Path
+    from feedbridge.state import locked
+
+    # a Ctrl-C that lands while Python runs its fork hooks (logging's, say)
+    os.register_at_fork(before=lambda: os.kill(os.getpid(), signal.SIGINT))
+    with locked(Path(sys.argv[1]), Path(sys.argv[2])):
+        try:
+            if os.fork() == 0:
+                os._exit(0)
+        except KeyboardInterrupt:
+            print("interrupted")
+        else:
+            print("lost")
+    """
+)
+
+
+def test_a_ctrl_c_during_a_fork_reaches_the_code_that_forked(tmp_path: Path) -> None:
+    """Python drops what a fork hook raises: held back across the fork, the Ctrl-C surfaces
+    after it, where a build can stop its workers and exit 130."""
+    result = subprocess.run(
+        [sys.executable, "-c", _CTRL_C_IN_A_FORK_HOOK, str(tmp_path / "s"), str(tmp_path / "o")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (result.stdout, result.stderr) == ("interrupted\n", "")
 
 
 @pytest.mark.parametrize(
