@@ -102,13 +102,11 @@ def _load_libc() -> None:
 
 
 def _after_fork_in_child() -> None:
-    """In every child forked while a lock is held: die with the parent, leave Ctrl-C to it
-    (it stops its workers itself: a pool whose workers die of SIGINT under it can wait
-    forever for their results), let go of the lock."""
-    if not _owner:
-        return
-    parent = _owner.pop()
-    die_with_parent(parent)  # first, whatever interrupts the rest
+    """In every child of a process that took a lock: die with the parent; if the lock is
+    held, leave Ctrl-C to the parent (it stops its workers itself: a pool whose workers die
+    of SIGINT under it can wait forever for their results) and let go of the lock."""
+    if _owner:
+        die_with_parent(_owner.pop())  # first, whatever interrupts the rest
     if _held:
         with contextlib.suppress(ValueError):  # only the main thread may set handlers
             signal.signal(signal.SIGINT, signal.SIG_IGN)  # (drops a SIGINT held back)

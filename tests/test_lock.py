@@ -185,6 +185,16 @@ def test_a_child_forked_under_the_lock_dies_with_its_parent_and_leaves_it_ctrl_c
     # forked after the lock was let go (a pool's thread, while an interrupted build unwinds):
     # it dies with its parent too, but Ctrl-C is its own again
     assert _fork_state() == 0b01
+    # a grandchild: not tied to its parent, and SIGINT not left blocked
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        try:
+            code = _fork_state()
+        except BaseException:
+            code = 99
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
 
 
 _CTRL_C_IN_A_FORK_HOOK = textwrap.dedent(
