@@ -201,7 +201,7 @@ def _take(fd: int, what: str, pid_file: int | None, error: type[PublishError | S
 
 
 def _holder(fd: int, pid_file: int | None) -> int | None:
-    pid = _flock_owner(fd)
+    pid = _flock_owner(fd) or None
     if pid is None and pid_file is not None:
         try:
             text = os.pread(pid_file, 32, 0).decode().strip()
@@ -223,7 +223,8 @@ def _flock_owner(fd: int) -> int | None:
 
 def flock_owner(proc_locks: str, dev: int, ino: int) -> int | None:
     """Parse /proc/locks: ``1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF`` (waiters have
-    a ``->`` before FLOCK and are skipped)."""
+    a ``->`` before FLOCK and are skipped).  0: held by a process whose pid is not visible
+    here (another pid namespace)."""
     for line in proc_locks.splitlines():
         fields = line.split()
         if len(fields) < 6 or fields[1] != "FLOCK":
@@ -235,8 +236,7 @@ def flock_owner(proc_locks: str, dev: int, ino: int) -> int | None:
                 os.major(dev),
                 os.minor(dev),
             ):
-                pid = int(fields[4])
-                return pid if pid > 0 else None
+                return max(int(fields[4]), 0)
         except ValueError:
             continue
     return None
@@ -255,7 +255,7 @@ def lock_holder(out: Path) -> tuple[bool, int | None]:
     try:
         if Path("/proc/locks").is_file():
             pid = _flock_owner(fd)
-            return pid is not None, pid
+            return pid is not None, pid or None
         try:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:
