@@ -1,7 +1,9 @@
 """The thin command-line layer: parse options, call the library, print, exit.
 
 Exit codes: 0 success; 1 dumps were rejected (``build --strict``, ``check``); 2 usage,
-configuration or lock errors; 3 the output could not be written.
+configuration or lock errors; 3 the output folder or a file in it could not be created or
+written; 4 the state folder (index, lock, status) could not be created, read or written;
+130 interrupted (SIGINT, Ctrl-C).
 """
 
 from __future__ import annotations
@@ -18,7 +20,13 @@ import click
 
 from feedbridge import __version__
 from feedbridge.config import Config, check_base_url, load_config
-from feedbridge.errors import ConfigError, FeedbridgeError, LockedError, PublishError
+from feedbridge.errors import (
+    ConfigError,
+    FeedbridgeError,
+    LockedError,
+    PublishError,
+    StateError,
+)
 from feedbridge.logs import setup_logging
 from feedbridge.model import BuildReport
 from feedbridge.progress import Progress, no_progress, terminal_progress
@@ -28,6 +36,9 @@ EXIT_OK = 0
 EXIT_REJECTED = 1
 EXIT_USAGE = 2
 EXIT_PUBLISH = 3
+EXIT_STATE = 4
+#: 128 + SIGINT, as shells report it: Ctrl-C is neither a rejection (1) nor a usage error.
+EXIT_INTERRUPTED = 130
 
 logger = logging.getLogger("feedbridge")
 
@@ -138,9 +149,11 @@ dumps_option = click.option(
     type=click.Path(path_type=Path, file_okay=False),
     help="Root folder of the dumps; each subfolder is a source.",
 )
+# --out and --state: a file in their place is reported by the lock, in one line, with the
+# exit code of the folder it stands for.
 out_option = click.option(
     "--out",
-    type=click.Path(path_type=Path, file_okay=False),
+    type=click.Path(path_type=Path),
     help="Output folder for the feeds (served as is by any web server).",
 )
 config_option = click.option(
@@ -152,7 +165,7 @@ config_option = click.option(
 state_option = click.option(
     "--state",
     "state_dir",
-    type=click.Path(path_type=Path, file_okay=False),
+    type=click.Path(path_type=Path),
     help="State folder (index, lock, status); default under $XDG_CACHE_HOME.",
 )
 common_options = [
@@ -173,6 +186,10 @@ def exit_codes() -> Iterator[None]:
         _fail(EXIT_USAGE, str(e))
     except PublishError as e:
         _fail(EXIT_PUBLISH, str(e))
+    except StateError as e:
+        _fail(EXIT_STATE, str(e))
+    except KeyboardInterrupt:
+        _fail(EXIT_INTERRUPTED, "interrupted")
 
 
 def with_common(f: Any) -> Any:
@@ -384,35 +401,36 @@ def run(
 @state_option
 def status(out: Path | None, config_file: Path | None, state_dir: Path | None) -> None:
     """Show the last build: its time, entries per feed, rejected and future dumps."""
-    from feedbridge.state import read_status
+    from feedbridge.state import find_state_dir, lock_holder, read_status
 
-    try:
+    with exit_codes():
         config = load_config(config_file) if config_file else Config()
-    except ConfigError as e:
-        _fail(EXIT_USAGE, str(e))
-    out = out.resolve() if out else config.out
-    if out is None:
-        raise click.UsageError("no output folder: pass --out or set 'out' in the config")
-    state = state_dir or config.state_dir or default_state_dir(out)
-    info = read_status(state)
+        out = out.resolve() if out else config.out
+        if out is None:
+            raise click.UsageError("no output folder: pass --out or set 'out' in the config")
+        state = state_dir or config.state_dir or find_state_dir(out)
+        info = read_status(state)
     if info is None:
         _fail(EXIT_USAGE, f"no build recorded for {out} (state folder {state})")
     click.echo(f"last build: {info.get('last_build')}")
-    if info.get("pid"):
-        click.echo(
-            f"daemon pid: {info['pid']}"
-            + (f", serving {info['serving']}" if info.get("serving") else "")
-        )
-    click.echo(f"dumps: {info.get('dumps', 0)}")
+    held, holder = lock_holder(out)
+    for line in _liveness(info, held, holder):
+        click.echo(line)
+    rejected = info.get("rejected", [])
+    future = info.get("future", [])
+    total = info.get("dumps", 0)
+    click.echo(
+        f"dumps: {total} in the archive ({total - len(rejected) - len(future)} accepted, "
+        f"{len(rejected)} rejected, {len(future)} future); "
+        f"the last build read {info.get('scanned', 0)}"
+    )
     feeds = info.get("feeds", {})
     click.echo(f"feeds: {len(feeds)}")
     for name, entries in sorted(feeds.items()):
         click.echo(f"  {name}: {entries} entries")
-    rejected = info.get("rejected", [])
     click.echo(f"rejected dumps: {len(rejected)}")
     for line in rejected:
         click.echo(f"  {line}")
-    future = info.get("future", [])
     click.echo(f"future dumps: {len(future)}")
     for line in future:
         click.echo(f"  {line}")
@@ -431,6 +449,17 @@ def _print_pings(state: Path) -> None:
             click.echo(
                 f"  {hub}: last ping {last.get('time')} {last.get('result')} ({last.get('url')})"
             )
+
+
+def _liveness(info: dict[str, Any], held: bool, holder: int | None) -> list[str]:
+    """Whether the daemon that wrote the status runs: told by OUT's lock, not by the pid."""
+    pid = info.get("pid")
+    if held and (holder is None or holder == pid) and pid:
+        serving = f", serving {info['serving']}" if info.get("serving") else ""
+        return [f"daemon pid: {pid}{serving}"]
+    if held:
+        return [f"running: pid {holder}" if holder else "running: another process"]
+    return [f"daemon: not running (pid {pid} stopped)" if pid else "daemon: not running"]
 
 
 def main() -> None:

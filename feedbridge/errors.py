@@ -36,7 +36,12 @@ class DumpError(FeedbridgeError, ValueError):
 
 
 class PublishError(FeedbridgeError, OSError):
-    """An output file could not be written (the old file, if any, is left intact)."""
+    """The output folder or a file in it could not be created or written (the old file, if
+    any, is left intact)."""
+
+
+class StateError(FeedbridgeError, OSError):
+    """The state folder (index, lock, status) could not be created, read or written."""
 
 
 class LockedError(FeedbridgeError):

@@ -121,6 +121,8 @@ class BuildReport:
     fallbacks: tuple[Dated, ...] = ()
     scanned: int = 0
     parsed: int = 0
+    #: Dumps in the archive (the index) after the build: accepted, rejected and future.
+    archive: int = 0
     written: tuple[str, ...] = ()
     removed: tuple[str, ...] = ()
     #: One line each: what the build could not read or found odd (an unreadable folder, a

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
 import threading
 from pathlib import Path
@@ -17,6 +18,11 @@ from feedbridge.errors import PublishError
 
 #: Mode of published files: readable by the web server.
 FILE_MODE = 0o644
+#: Temporary files are ``.NAME.feedbridge.XXXXXXXX.tmp`` (XXXXXXXX: mkstemp's random part):
+#: hidden, so never served, and marked, so the cleanup never takes a file it did not write.
+TMP_MARK = ".feedbridge."
+TMP_SUFFIX = ".tmp"
+_TMP_NAME = re.compile(r"\..+\.feedbridge\.[a-z0-9_]{8}\.tmp")
 
 
 def read_bytes(path: Path) -> bytes | None:
@@ -30,7 +36,9 @@ def write_atomic(path: Path, data: bytes) -> None:
     """Write through a temporary file in the same folder, fsync, then rename over ``path``."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        fd, tmp = tempfile.mkstemp(
+            dir=path.parent, prefix=f".{path.name}{TMP_MARK}", suffix=TMP_SUFFIX
+        )
     except OSError as e:
         raise PublishError(f"cannot write {path}: {e.strerror or e}") from e
     try:
@@ -140,3 +148,36 @@ def remove_output(path: Path) -> bool:
             raise PublishError(f"cannot remove {victim}: {e.strerror or e}") from e
         existed = existed or victim == path
     return existed
+
+
+def is_temporary(name: str) -> bool:
+    """Whether ``name`` is one of write_atomic's temporary files."""
+    return _TMP_NAME.fullmatch(name) is not None
+
+
+def remove_temporaries(folder: Path, *, recursive: bool) -> list[Path]:
+    """Remove the temporary files a killed writer left in ``folder``; returns them.
+
+    Only names of write_atomic's exact pattern go; symlinks are neither followed nor removed.
+    Call it only while holding the lock, when no writer of ours can be at work.
+    """
+    removed: list[Path] = []
+    try:
+        entries = list(os.scandir(folder))
+    except (FileNotFoundError, NotADirectoryError):
+        return removed
+    except OSError as e:
+        raise PublishError(f"cannot list {folder}: {e.strerror or e}") from e
+    for entry in entries:
+        if entry.is_dir(follow_symlinks=False):
+            if recursive:
+                removed.extend(remove_temporaries(Path(entry.path), recursive=True))
+        elif is_temporary(entry.name) and entry.is_file(follow_symlinks=False):
+            try:
+                os.unlink(entry.path)  # noqa: PTH108 - a scandir entry
+            except FileNotFoundError:
+                continue
+            except OSError as e:
+                raise PublishError(f"cannot remove {entry.path}: {e.strerror or e}") from e
+            removed.append(Path(entry.path))
+    return removed

@@ -177,7 +177,8 @@ def test_readme_documents_every_config_key(key: str) -> None:
 def test_readme_exit_codes_match_the_cli() -> None:
     from feedbridge import cli as cli_module
 
-    for name in ("EXIT_OK", "EXIT_REJECTED", "EXIT_USAGE", "EXIT_PUBLISH"):
+    names = ("EXIT_OK", "EXIT_REJECTED", "EXIT_USAGE", "EXIT_PUBLISH", "EXIT_STATE")
+    for name in (*names, "EXIT_INTERRUPTED"):
         assert f"| {getattr(cli_module, name)} |" in README
 
 
