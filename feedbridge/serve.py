@@ -337,8 +337,12 @@ class Server:
             server.close()
 
         if self._thread.is_alive():
-            server.trigger.pull_trigger(shut)
+            try:
+                server.trigger.pull_trigger(shut)
+            except OSError:  # the loop's wake-up pipe is gone: the loop ended on its own
+                logger.debug("server loop already stopped", exc_info=True)
             self._thread.join(timeout=5)
-        else:
-            server.close()
+        if not self._thread.is_alive():
+            with contextlib.suppress(OSError):
+                server.close()
         server.task_dispatcher.shutdown()

@@ -125,7 +125,7 @@ def test_removed_feed_leaves_no_twin(corpus: tuple[Path, Path]) -> None:
     shutil.rmtree(dumps / "ft")
     report = build(dumps, out)
     assert not (out / "ft").exists()
-    assert len(report.removed) == 3
+    assert len(report.removed) == 4  # three feeds and the page
     assert _twins(out) == [twin_path(p) for p in _documents(out)]
 
 

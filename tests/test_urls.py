@@ -116,7 +116,7 @@ def test_resolve(url: str, expected: str | None) -> None:
         ("mailto:a@b.example 1x", None),
         ("http://a>b/x.jpg 1x", None),
         # As browsers read it: a URL is a run of non-space, commas and all.
-        ("/a.jpg,/b.jpg", "https://www.example.org/a.jpg,/b.jpg"),
+        ("/a.jpg,/b.jpg", "https://www.example.org/a.jpg%2C/b.jpg"),
         ("/a.jpg, /b.jpg", "https://www.example.org/a.jpg, https://www.example.org/b.jpg"),
         (" , ,, ", None),
         (
