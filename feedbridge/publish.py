@@ -79,20 +79,21 @@ def write_if_changed(path: Path, data: bytes) -> bool:
 
 
 def write_output(path: Path, data: bytes, twin: bytes | None = None) -> bool:
-    """Write a file of OUT and its ``.gz`` twin, only when the file's bytes change; True if so.
+    """Write a file of OUT and its ``.gz`` twin, only when their bytes change; True if the
+    file changed.
 
-    The twin is written first: a process killed between the two writes leaves the old file
-    beside the new twin, and the next build, seeing the file differ, writes both again.  (The
-    other order could leave a stale twin behind a file that no longer changes.)  A file whose
-    bytes are unchanged keeps its twin untouched; a missing twin is written.  ``twin``, when
-    given, is ``gzip_twin(data)`` computed already.
+    The twin is written first and the file second, and a file whose bytes are unchanged still
+    has its twin checked: a process killed between the two writes (or between two builds that
+    would have written different bytes) can leave a twin that belongs to no version of the
+    file, and the next build that renders the file mends it.  ``twin``, when given, is
+    ``gzip_twin(data)`` computed already.
     """
     twin_file = twin_path(path)
+    expected = gzip_twin(data) if twin is None else twin
     if read_bytes(path) == data:
-        if not twin_file.exists():
-            write_atomic(twin_file, gzip_twin(data) if twin is None else twin)
+        write_if_changed(twin_file, expected)
         return False
-    write_if_changed(twin_file, gzip_twin(data) if twin is None else twin)
+    write_if_changed(twin_file, expected)
     write_atomic(path, data)
     return True
 
@@ -100,37 +101,34 @@ def write_output(path: Path, data: bytes, twin: bytes | None = None) -> bool:
 class Outputs:
     """Files of OUT written together, their twins compressed while the caller works on.
 
-    ``add`` starts compressing a changed file's twin in a thread of its own (zlib lets go of
+    ``add`` starts compressing a file's twin in a thread of its own (zlib lets go of
     the GIL), so it overlaps the rendering of the next document; ``write`` (or leaving the
     ``with`` block) joins the threads and writes each file with its twin (``write_output``).
     No thread outlives the block, so none is alive when a build forks its workers.
     """
 
     def __init__(self) -> None:
-        self._items: list[tuple[Path, bytes, list[bytes], threading.Thread | None]] = []
+        self._items: list[tuple[Path, bytes, list[bytes], threading.Thread]] = []
 
     def __enter__(self) -> Outputs:
         return self
 
     def __exit__(self, *exc: object) -> None:
         for _, _, _, thread in self._items:
-            if thread is not None:
-                thread.join()
+            thread.join()
 
     def add(self, path: Path, data: bytes) -> None:
+        # Compressed even when the file is unchanged: its twin is checked too (write_output).
         twin: list[bytes] = []
-        thread = None
-        if read_bytes(path) != data:
-            thread = threading.Thread(target=lambda: twin.append(gzip_twin(data)), daemon=True)
-            thread.start()
+        thread = threading.Thread(target=lambda: twin.append(gzip_twin(data)), daemon=True)
+        thread.start()
         self._items.append((path, data, twin, thread))
 
     def write(self) -> list[Path]:
         """Write every added file that changed, with its twin; the paths written, in order."""
         written = []
         for path, data, twin, thread in self._items:
-            if thread is not None:
-                thread.join()
+            thread.join()
             if write_output(path, data, twin[0] if twin else None):
                 written.append(path)
         return written

@@ -159,3 +159,21 @@ def test_a_twin_deleted_behind_feedbridge_is_written_again(corpus: tuple[Path, P
     twin.unlink()
     build(dumps, out)
     assert gzip.decompress(twin.read_bytes()) == (out / "voa" / "rss.xml").read_bytes()
+
+
+def test_a_stale_twin_beside_an_unchanged_file_is_mended(tmp_path: Path) -> None:
+    """A build killed between a twin and its file (kill -9 test, round 10) can leave a twin of
+    bytes the file never had; the next write of the same file mends it."""
+    path = tmp_path / "atom.xml"
+    write_output(path, b"<feed>one</feed>")
+    twin_path(path).write_bytes(gzip_twin(b"<feed>two</feed>"))  # the killed build's twin
+    assert not write_output(path, b"<feed>one</feed>")  # the file itself is unchanged
+    assert gzip.decompress(twin_path(path).read_bytes()) == b"<feed>one</feed>"
+
+
+def test_a_stale_twin_in_out_is_mended_by_the_next_build(corpus: tuple[Path, Path]) -> None:
+    dumps, out = corpus
+    twin = twin_path(out / "voa" / "atom.xml")
+    twin.write_bytes(gzip_twin(b"not this feed"))
+    build(dumps, out)
+    assert gzip.decompress(twin.read_bytes()) == (out / "voa" / "atom.xml").read_bytes()

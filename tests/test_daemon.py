@@ -545,7 +545,7 @@ def test_a_dump_that_changes_while_it_is_read_is_read_again(
         builder,
         state_dir,
     ):
-        out.mkdir()
+        out.mkdir(exist_ok=True)  # the lock on OUT made it already
         d = Daemon(
             config=Config(),
             config_file=None,
