@@ -398,6 +398,23 @@ def test_future_dump_is_logged_once_and_every_line_has_the_format(
     assert updated < serving
 
 
+def test_build_warnings_are_logged_once_while_they_last(
+    folders: tuple[Path, Path, Path],
+) -> None:
+    """What `build` prints as `warning: ...` (here: a dump lying in the root, where no feed
+    reads it) the daemon logs once, not at every rescan."""
+    d = RunningDaemon(*folders, "--interval", "0.2")
+    try:
+        loose = d.dumps / "loose.md"
+        loose.write_text(dump("https://www.rfi.fr/cn/loose", "Loose", when=int(time.time())))
+        said = "holds 1 dump files directly: no feed shows them"
+        wait_for(lambda: said in d.output(), what="the warning about the loose dump")
+        time.sleep(1.0)  # several rescans
+        assert len([x for x in d.output().splitlines() if said in x]) == 1
+    finally:
+        assert d.stop() == 0
+
+
 def test_busy_daemon_does_not_flood_the_log(folders: tuple[Path, Path, Path]) -> None:
     """Bursts of file events and of SIGHUPs under rescans every 0.1 s: no scheduler lines
     about skipped or missed jobs (nothing is submitted twice), and all of it is published."""
