@@ -82,15 +82,16 @@ def write_output(path: Path, data: bytes, twin: bytes | None = None) -> bool:
     """Write a file of OUT and its ``.gz`` twin, only when the file's bytes change; True if so.
 
     The twin is written first: a process killed between the two writes leaves the old file
-    beside the new twin, and the next build, seeing the file differ, writes both again.  (The
-    other order could leave a stale twin behind a file that no longer changes.)  A file whose
-    bytes are unchanged keeps its twin untouched; a missing twin is written.  ``twin``, when
-    given, is ``gzip_twin(data)`` computed already.
+    beside the new twin.  The next build may want the new bytes (the file differs: both are
+    written again) or the old ones back (a base URL or a dump changed back): then the file is
+    unchanged but its twin is not its twin, so an unchanged file's twin is checked against the
+    file's bytes and written again when it is missing or stale; a right twin is left untouched.
+    ``twin``, when given, is ``gzip_twin(data)`` computed already.
     """
     twin_file = twin_path(path)
     if read_bytes(path) == data:
-        if not twin_file.exists():
-            write_atomic(twin_file, gzip_twin(data) if twin is None else twin)
+        expected = gzip_twin(data) if twin is None else twin
+        write_if_changed(twin_file, expected)
         return False
     write_if_changed(twin_file, gzip_twin(data) if twin is None else twin)
     write_atomic(path, data)

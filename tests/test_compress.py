@@ -159,3 +159,13 @@ def test_a_twin_deleted_behind_feedbridge_is_written_again(corpus: tuple[Path, P
     twin.unlink()
     build(dumps, out)
     assert gzip.decompress(twin.read_bytes()) == (out / "voa" / "rss.xml").read_bytes()
+
+
+def test_a_twin_left_by_a_build_killed_between_its_writes_is_mended(tmp_path: Path) -> None:
+    """Killed after the twin of the new bytes and before the file: a later build that wants
+    the old bytes back finds the file unchanged, and its twin must be made its twin again."""
+    path = tmp_path / "feed" / "atom.xml"
+    write_output(path, b"<feed>old</feed>")
+    publish.write_atomic(twin_path(path), gzip_twin(b"<feed>new</feed>"))  # the killed build
+    assert not write_output(path, b"<feed>old</feed>")
+    assert twin_path(path).read_bytes() == gzip_twin(b"<feed>old</feed>")
