@@ -694,3 +694,28 @@ def test_a_dumps_root_whose_own_name_is_not_utf8(tmp_path: Path) -> None:
     assert url(1) in published(out)
     assert list(named(report)) == [f"{tmp_path}/d\\xff/s/2.md"]
     assert build(root, out, ALL, state=state).parsed == 0
+
+
+@pytest.mark.parametrize("cold", [True, False])
+def test_a_file_dated_past_2262_does_not_stop_the_build(
+    tree: Path, tmp_path: Path, cold: bool
+) -> None:
+    """Its mtime in nanoseconds is past SQLite's 64-bit integers (a clock gone wrong, an odd
+    archive): it is stored clamped, never failing the transaction that stores the scan."""
+    out, state = tmp_path / "out", tmp_path / "state"
+    if not cold:
+        build(tree, out, ALL, state=state)
+    year_2446 = 15_032_385_535
+    dated = tree / "s" / "dated.md"
+    dated.write_bytes(dump(30))
+    undated = tree / "s" / "undated.md"
+    undated.write_bytes(b"<!--NaN-->\n[Undated](https://news.example.org/u.html)\n------\n\nx\n")
+    for path in (dated, undated):
+        os.utime(path, (year_2446, year_2446))
+    if dated.stat().st_mtime_ns < 2**63:
+        pytest.fail("this file system cannot hold a time past 2262")
+    for _ in range(2):
+        report = build(tree, out, ALL, state=state)
+        assert url(30) in published(out)
+        assert named(report) == {}
+        assert [f.path for f in report.future] == [str(undated)]
