@@ -524,6 +524,19 @@ DAMAGE: dict[str, Any] = {
     "feed entries text": lambda db: _sql(db, "UPDATE feeds SET entries = 'many'"),
     "content html a blob": lambda db: _sql(db, "UPDATE content SET html = x'ff'"),
     "table dropped": lambda db: _sql(db, "DROP TABLE content"),
+    "published past datetime": lambda db: _sql(
+        db, f"UPDATE dumps SET published = 9223372036854775807 WHERE rel = {SHOWN}"
+    ),
+    "published before datetime": lambda db: _sql(
+        db, f"UPDATE dumps SET published = -9223372036854775808 WHERE rel = {SHOWN}"
+    ),
+    "url missing": lambda db: _sql(db, f"UPDATE dumps SET url = NULL WHERE rel = {SHOWN}"),
+    "id not a URL": lambda db: _sql(db, f"UPDATE dumps SET id = 'x:y' WHERE rel = {SHOWN}"),
+    "title not UTF-8": lambda db: _sql(
+        db, f"UPDATE dumps SET title = CAST(x'ff' AS TEXT) WHERE rel = {SHOWN}"
+    ),
+    "feed files not UTF-8": lambda db: _sql(db, "UPDATE feeds SET files = CAST(x'ff' AS TEXT)"),
+    "column added": lambda db: _sql(db, "ALTER TABLE dumps ADD COLUMN spare"),
     "truncated": lambda db: db.write_bytes(db.read_bytes()[: len(db.read_bytes()) // 2]),
     "garbage WAL": lambda db: Path(f"{db}-wal").write_bytes(b"\x37\x7f\x06\x82" + b"junk" * 2000),
     "garbage SHM": lambda db: Path(f"{db}-shm").write_bytes(b"junk" * 8192),
