@@ -297,7 +297,7 @@ def test_an_unlink_refused_in_out_is_exit_3(
     code, err = _invoke("build", *target)
     assert code == EXIT_PUBLISH
     assert (
-        err == f"feedbridge: error: cannot write {tmp_path / 'out' / 'voa'}/atom.xml: simulated\n"
+        err == f"feedbridge: error: cannot remove {tmp_path / 'out' / 'voa'}/atom.xml: simulated\n"
     )
 
 
