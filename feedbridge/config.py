@@ -116,8 +116,20 @@ def check_base_url(url: str, src: Path | None = None) -> str:
     return url if url.endswith("/") else url + "/"
 
 
+#: Files of OUT itself, and their twins: no feed folder may take their names.
+_OUT_FILES = frozenset(
+    name + suffix for name in ("index.html", "feeds.opml") for suffix in ("", ".gz")
+)
+
+
+def is_feed_name(name: str) -> bool:
+    """Whether ``name`` can be a feed's folder in OUT: one visible path segment that is not
+    one of OUT's own files (``index.html``, ``feeds.opml`` and their ``.gz`` twins)."""
+    return bool(_NAME.fullmatch(name)) and not name.startswith(".") and name not in _OUT_FILES
+
+
 def check_feed_name(name: str, src: Path | None = None) -> str:
-    if not _NAME.fullmatch(name) or name.startswith(".") or name in ("index.html", "feeds.opml"):
+    if not is_feed_name(name):
         raise _fail(src, f"feed name {name!r} cannot be a folder name in the output")
     return name
 
@@ -245,7 +257,7 @@ def resolve_feeds(config: Config, folders: Iterable[str]) -> list[FeedSpec]:
         feeds[spec.name] = replace(spec, sources=matched)
     if config.auto_feeds:
         for folder in folders:
-            if folder not in feeds and _NAME.fullmatch(folder) and not folder.startswith("."):
+            if folder not in feeds and is_feed_name(folder):
                 feeds[folder] = FeedSpec(
                     name=folder,
                     title=folder,

@@ -56,6 +56,8 @@ def test_bundled_example_loads() -> None:
         ({"feeds": {"a": {"title": 1.5}}}, "[feeds.a] title must be a string, not a number"),
         ({"feeds": {".hidden": {}}}, "cannot be a folder name"),
         ({"feeds": {"index.html": {}}}, "cannot be a folder name"),
+        ({"feeds": {"index.html.gz": {}}}, "cannot be a folder name"),
+        ({"feeds": {"feeds.opml.gz": {}}}, "cannot be a folder name"),
         ({"feeds": {"a": "x"}}, "[feeds.a] must be a table, not a string"),
         ({"feeds": []}, "feeds must be a table of [feeds.NAME] tables, not an array"),
     ],

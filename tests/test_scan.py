@@ -719,3 +719,18 @@ def test_a_file_dated_past_2262_does_not_stop_the_build(
         assert url(30) in published(out)
         assert named(report) == {}
         assert [f.path for f in report.future] == [str(undated)]
+
+
+@pytest.mark.parametrize("name", ["index.html", "feeds.opml", "index.html.gz", "feeds.opml.gz"])
+def test_a_source_named_like_a_file_of_out_does_not_stop_the_build(
+    tree: Path, tmp_path: Path, name: str
+) -> None:
+    """A folder name comes from the open web: one that OUT's own files hold (the index, the
+    OPML, their twins) gets no feed of its own; every other feed is still published."""
+    (tree / name).mkdir()
+    (tree / name / "1.md").write_bytes(dump(40))
+    out = tmp_path / "out"
+    report = build(tree, out, ALL, state=tmp_path / "state")
+    assert url(1) in published(out)
+    assert name not in [feed.name for feed in report.feeds]
+    assert (out / "index.html").is_file() and (out / "feeds.opml").is_file()
