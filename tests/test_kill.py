@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from feedbridge.index import PARALLEL_MIN_FILES
 from feedbridge.publish import is_temporary
+from feedbridge.scan import PARALLEL_MIN_FILES
 from feedbridge.state import lock_holder
 
 from .conftest import REPO

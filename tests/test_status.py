@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from feedbridge.app import open_builder, status_of
 from feedbridge.cli import EXIT_OK, EXIT_USAGE, cli
 from feedbridge.config import Config
-from feedbridge.index import is_dump_name
+from feedbridge.scan import is_dump_name
 from feedbridge.state import locked, write_status
 
 from .conftest import BASE_URL, EXAMPLES, NOW
