@@ -545,7 +545,7 @@ def test_a_dump_that_changes_while_it_is_read_is_read_again(
         builder,
         state_dir,
     ):
-        out.mkdir()
+        out.mkdir(exist_ok=True)  # open_builder locks OUT itself, so it exists already
         d = Daemon(
             config=Config(),
             config_file=None,
