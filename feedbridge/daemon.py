@@ -104,6 +104,7 @@ class Daemon:
         self._jobs_lock = threading.Lock()
         self._reported: set[str] = set()
         self._future_reported: set[str] = set()
+        self._warned: set[str] = set()
         #: Builds failed in a row; the retry waits grow with it.
         self._failures = 0
         self._status_failing = False
@@ -395,6 +396,7 @@ class Daemon:
             feeds = ", ".join(f"{f.name} ({f.entries} entries)" for f in changed)
             logger.info("updated %s in %.0f ms", feeds or "the feed list", ms)
         self._report_rejections(report)
+        self._report_warnings(report)
         self._report_future(report)
         self._schedule_future(report)
         if self._state is not None:
@@ -482,6 +484,15 @@ class Daemon:
         for line in sorted(current - self._reported):
             logger.warning("rejected: %s", line)
         self._reported = current
+
+    def _report_warnings(self, report: BuildReport) -> None:
+        """What ``build`` prints as ``warning:`` (a root without source folders, a folder
+        that cannot be read, root entries that cannot be sources): each once, again only if
+        it comes back."""
+        current = set(report.warnings)
+        for line in sorted(current - self._warned):
+            logger.warning("%s", line)
+        self._warned = current
 
     def _report_future(self, report: BuildReport) -> None:
         """Each future-dated dump once, as ``build`` names them; again if its date changes."""

@@ -227,6 +227,20 @@ def test_rejected_dump_is_reported_once(folders: tuple[Path, Path, Path]) -> Non
         d.stop()
 
 
+def test_what_build_warns_of_is_logged_once(folders: tuple[Path, Path, Path]) -> None:
+    """A dump put in the root itself, beside the sources, is in no feed: ``build`` says so
+    as a warning, and so does the daemon, once, not at every rescan."""
+    d = RunningDaemon(*folders, "--interval", "0.3")
+    try:
+        (d.dumps / "loose.md").write_text(dump("https://www.voachinese.com/a/loose.html", "L"))
+        wait_for(lambda: "dump files directly" in d.output(), what="the warning")
+        time.sleep(1.5)  # several rescans
+        assert d.output().count("dump files directly") == 1
+        assert f"feedbridge: WARNING: {d.dumps} holds 1 dump files directly" in d.output()
+    finally:
+        d.stop()
+
+
 def test_status_command(daemon: RunningDaemon) -> None:
     (daemon.dumps / "nyt" / "bad.md").write_bytes(b"<!--1-->\n[x](ftp://nope)\n---\n")
     wait_for(lambda: "bad.md" in read(daemon.state / "status.json"), what="the status")
