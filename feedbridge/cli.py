@@ -463,7 +463,21 @@ def _liveness(info: dict[str, Any], held: bool, holder: int | None) -> list[str]
 
 
 def main() -> None:
+    """Run the CLI; an error click finds in the command line is one line too, exit 2."""
     try:
-        cli(prog_name="feedbridge")
+        # Not standalone: click would print a usage error as three lines ("Usage:", "Try",
+        # "Error:").  Commands end with sys.exit; --help and --version return their code.
+        code = cli.main(prog_name="feedbridge", standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as e:  # bare ``feedbridge``: the help, as ever
+        e.show()
+        sys.exit(EXIT_USAGE)
+    except click.UsageError as e:
+        command = e.ctx.command_path if e.ctx else "feedbridge"
+        _fail(EXIT_USAGE, f"{e.format_message()} (see '{command} --help')")
+    except click.ClickException as e:  # pragma: no cover - click raises only usage errors here
+        _fail(e.exit_code, e.format_message())
+    except click.Abort:
+        _fail(EXIT_INTERRUPTED, "interrupted")
     except FeedbridgeError as e:  # pragma: no cover - every command maps its own errors
         _fail(EXIT_USAGE, str(e))
+    sys.exit(code if isinstance(code, int) else EXIT_OK)

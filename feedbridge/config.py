@@ -14,6 +14,7 @@ from urllib.parse import quote, urlsplit
 
 from feedbridge.errors import ConfigError
 from feedbridge.model import FeedSpec, FeedUrls
+from feedbridge.urls import web_url
 
 DEFAULT_LIMIT = 50
 DEFAULT_PATTERN = "*.md"
@@ -109,17 +110,45 @@ def _check_keys(table: Mapping[str, Any], allowed: set[str], where: str, src: Pa
         raise _fail(src, f"unknown key {key!r} in {where or 'the top level'}{hint}")
 
 
+def _web_url(url: str, what: str, src: Path | None) -> str:
+    """A configured URL in the URI form feeds publish (``urls.web_url``: the rules of a
+    dump's URL), or a ConfigError naming the key and why."""
+    try:
+        return web_url(url)
+    except ValueError as e:
+        raise _fail(src, f"{what} {url!r} must be an absolute http(s) URL ({e})") from e
+
+
 def check_base_url(url: str, src: Path | None = None) -> str:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise _fail(src, f"base_url {url!r} must be an absolute http(s) URL")
-    return url if url.endswith("/") else url + "/"
+    uri = _web_url(url, "base_url", src)
+    parts = urlsplit(uri)
+    if parts.query or parts.fragment:
+        raise _fail(src, f"base_url {url!r} must be an absolute http(s) URL without ? or #")
+    return uri if uri.endswith("/") else uri + "/"
+
+
+#: Files of OUT itself, and their twins: no feed folder may take their names.
+_OUT_FILES = frozenset(
+    name + suffix for name in ("index.html", "feeds.opml") for suffix in ("", ".gz")
+)
+
+
+def is_feed_name(name: str) -> bool:
+    """Whether ``name`` can be a feed's folder in OUT: one visible path segment that is not
+    one of OUT's own files (``index.html``, ``feeds.opml`` and their ``.gz`` twins)."""
+    return bool(_NAME.fullmatch(name)) and not name.startswith(".") and name not in _OUT_FILES
 
 
 def check_feed_name(name: str, src: Path | None = None) -> str:
-    if not _NAME.fullmatch(name) or name.startswith(".") or name in ("index.html", "feeds.opml"):
+    if not is_feed_name(name):
         raise _fail(src, f"feed name {name!r} cannot be a folder name in the output")
     return name
+
+
+def _link(table: Mapping[str, Any], where: str, src: Path | None) -> str | None:
+    """``link``: the site a feed stands for, published as its alternate link."""
+    link = _typed(table, "link", str, where, src)
+    return None if link is None else _web_url(link, f"{where}link", src)
 
 
 def _hubs(table: Mapping[str, Any], where: str, src: Path | None) -> tuple[str, ...] | None:
@@ -130,11 +159,7 @@ def _hubs(table: Mapping[str, Any], where: str, src: Path | None) -> tuple[str, 
     urls = [value] if isinstance(value, str) else value
     if not isinstance(urls, list) or not all(isinstance(u, str) for u in urls):
         raise _fail(src, f"{where}hub must be a URL or a list of URLs")
-    for url in urls:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise _fail(src, f"{where}hub {url!r} must be an absolute http(s) URL")
-    return tuple(dict.fromkeys(urls))
+    return tuple(dict.fromkeys(_web_url(url, f"{where}hub", src) for url in urls))
 
 
 def _max_feed_bytes(table: Mapping[str, Any], where: str, src: Path | None) -> int | None:
@@ -164,7 +189,7 @@ def _feed(name: str, table: Any, defaults: Config, src: Path | None) -> FeedSpec
         title=_typed(table, "title", str, where, src) or name,
         sources=tuple(sources),
         limit=limit or defaults.limit,
-        link=_typed(table, "link", str, where, src),
+        link=_link(table, where, src),
         description=_typed(table, "description", str, where, src),
         language=_typed(table, "language", str, where, src),
         author=_typed(table, "author", str, where, src),
@@ -245,7 +270,7 @@ def resolve_feeds(config: Config, folders: Iterable[str]) -> list[FeedSpec]:
         feeds[spec.name] = replace(spec, sources=matched)
     if config.auto_feeds:
         for folder in folders:
-            if folder not in feeds and _NAME.fullmatch(folder) and not folder.startswith("."):
+            if folder not in feeds and is_feed_name(folder):
                 feeds[folder] = FeedSpec(
                     name=folder,
                     title=folder,

@@ -76,9 +76,29 @@ def _str_or_none(value: object) -> bool:
     return value is None or type(value) is str
 
 
+#: The times a datetime holds (years 1 to 9999), in seconds: every time a dump can have.
+_MIN_TIME, _MAX_TIME = -62_135_596_800, 253_402_300_799
+#: Every accepted dump's id and URL start so (case aside).
+_WEB = ("http://", "https://")
+
+
+def _accepted(r: DbRow, published: int) -> bool:
+    """Whether a row with a time holds what the scan stores for an accepted dump: a time a
+    datetime can hold, an http(s) id and URL, a title."""
+    return (
+        _MIN_TIME <= published <= _MAX_TIME
+        and type(r[4]) is str
+        and type(r[5]) is str
+        and type(r[6]) is str
+        and r[4][:8].lower().startswith(_WEB)
+        and r[5][:8].lower().startswith(_WEB)
+    )
+
+
 def from_db(r: DbRow) -> Row:
     """A row of the ``dumps`` table; CorruptIndexError for anything this code never writes
-    (a column of the wrong type, ``extra`` that is not its JSON)."""
+    (a column of the wrong type, ``extra`` that is not its JSON, an accepted dump without
+    its URL or with a time out of range)."""
     if len(r) != 9 or not (
         type(r[0]) is str
         and type(r[1]) is str
@@ -90,6 +110,8 @@ def from_db(r: DbRow) -> Row:
         and (r[7] is None or type(r[7]) is int)
     ):
         raise CorruptIndexError(f"a row of the dumps table does not decode: {r!r:.200}")
+    if r[7] is not None and not _accepted(r, r[7]):
+        raise CorruptIndexError(f"a row of the dumps table holds impossible values: {r!r:.200}")
     if r[8] is None:
         return Row(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], _EPOCH)
     provenance, warnings, line, reason = _extra(r[8])
@@ -131,6 +153,14 @@ _DAMAGE = frozenset(
 )
 #: SQLITE_ERROR messages that mean the schema this code created is not there any more.
 _MISSING = ("no such table", "no such column", "no such index")
+#: What Python's sqlite3 says of a TEXT value that is not UTF-8.
+_UNDECODABLE = "Could not decode to UTF-8 column"
+#: The columns of each table, as ``_create`` makes them.
+_COLUMNS = {
+    "dumps": ("rel", "source", "size", "mtime_ns", "id", "url", "title", "published", "extra"),
+    "content": ("rel", "size", "mtime_ns", "html", "summary", "image", "author"),
+    "feeds": ("name", "fingerprint", "entries", "files"),
+}
 
 
 def is_damage(e: BaseException) -> bool:
@@ -140,6 +170,8 @@ def is_damage(e: BaseException) -> bool:
         return True
     if not isinstance(e, sqlite3.DatabaseError):
         return False
+    if str(e).startswith(_UNDECODABLE):  # raised by Python's sqlite3 itself, without a code
+        return True
     code = getattr(e, "sqlite_errorcode", None)
     if code is None:  # an error that crossed a process boundary without its code
         return type(e) is sqlite3.DatabaseError
@@ -265,7 +297,7 @@ class Index:
             db.close()
             logger.warning("index %s is from another version or output: rebuilding it", self.path)
             self._remove()
-        except sqlite3.DatabaseError as e:
+        except (sqlite3.DatabaseError, CorruptIndexError) as e:
             if not is_damage(e):
                 raise
             logger.warning(
@@ -285,8 +317,11 @@ class Index:
             return False
         meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
         # Probe every table: a damaged page surfaces here rather than mid-build.
-        for table in ("dumps", "content", "feeds"):
+        for table, columns in _COLUMNS.items():
             db.execute(f"SELECT count(*) FROM {table}").fetchone()
+            found = tuple(r[1] for r in db.execute(f"PRAGMA table_info({table})"))
+            if found != columns:
+                raise CorruptIndexError(f"table {table} has the columns {', '.join(found)}")
         return meta == self._identity()
 
     def _create(self, db: sqlite3.Connection) -> None:

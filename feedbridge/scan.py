@@ -248,7 +248,7 @@ def stat_dump(root: Path, rel: str) -> FileStat | None:
         problem = f"not a regular file ({_kind(st.st_mode)})"
     elif key != rel:
         problem = "file name is not valid UTF-8; rename the file"
-    return FileStat(key, source, st.st_size, st.st_mtime_ns, problem)
+    return FileStat(key, source, st.st_size, stored_mtime(st), problem)
 
 
 def mtime_datetime(mtime_ns: int) -> datetime:
@@ -256,6 +256,13 @@ def mtime_datetime(mtime_ns: int) -> datetime:
 
 
 _INT64 = 2**63
+
+
+def stored_mtime(st: os.stat_result) -> int:
+    """A file's mtime in nanoseconds as the index stores and compares it: within SQLite's
+    64-bit integers.  A file dated after 2262 or before 1677 (a clock gone wrong, an odd
+    archive) must not fail the transaction that stores its whole scan."""
+    return min(max(st.st_mtime_ns, -_INT64), _INT64 - 1)
 
 
 def _text(value: str) -> str:
@@ -476,7 +483,8 @@ def _scan_folder(
         st = found[0]
         dump_id, url, title, published = facts
         present.add(rel)
-        rows.append((rel, source, st.st_size, st.st_mtime_ns, dump_id, url, title, published, None))
+        mtime = stored_mtime(st)
+        rows.append((rel, source, st.st_size, mtime, dump_id, url, title, published, None))
     for rel in unusual:
         judged = _judge(root, rel, known, max_bytes)
         if judged is not None:

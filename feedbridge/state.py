@@ -277,14 +277,46 @@ def write_status(state_dir: Path, status: dict[str, Any]) -> None:
         raise StateError(str(e)) from e
 
 
+def _str_list(value: object) -> bool:
+    return isinstance(value, list) and all(isinstance(x, str) for x in value)
+
+
+def _int_map(value: object) -> bool:
+    return isinstance(value, dict) and all(type(n) is int for n in value.values())
+
+
+#: What each field of ``status.json`` holds, as ``app.status_of`` and the daemon write it.
+_STATUS_FIELDS: dict[str, Callable[[object], bool]] = {
+    "last_build": lambda v: isinstance(v, str),
+    "feeds": _int_map,
+    "rejected": _str_list,
+    "future": _str_list,
+    "dumps": lambda v: type(v) is int,
+    "scanned": lambda v: type(v) is int,
+    "pid": lambda v: v is None or type(v) is int,
+    "serving": lambda v: v is None or isinstance(v, str),
+}
+
+
 def read_status(state_dir: Path) -> dict[str, Any] | None:
+    """``status.json``, None when there is none; StateError when it is not what a build
+    writes (it is written atomically: only damage from outside makes it so)."""
+    path = state_dir / STATUS_NAME
     try:
-        data: dict[str, Any] = json.loads((state_dir / STATUS_NAME).read_text("utf-8"))
-    except (FileNotFoundError, ValueError):
+        data = json.loads(path.read_text("utf-8"))
+    except FileNotFoundError:
         return None
+    except ValueError as e:
+        raise StateError(f"{path} is damaged ({e}); the next build writes it again") from e
     except OSError as e:
-        raise StateError(f"cannot read {state_dir / STATUS_NAME}: {e.strerror or e}") from e
-    return data if isinstance(data, dict) else None
+        raise StateError(f"cannot read {path}: {e.strerror or e}") from e
+    if not isinstance(data, dict):
+        raise StateError(f"{path} is damaged (not an object); the next build writes it again")
+    bad = [key for key, ok in _STATUS_FIELDS.items() if key in data and not ok(data[key])]
+    if bad:
+        raise StateError(f"{path} is damaged ({', '.join(bad)}); the next build writes it again")
+    status: dict[str, Any] = data
+    return status
 
 
 def record_state_dir(out: Path, state_dir: Path) -> None:

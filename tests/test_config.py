@@ -43,6 +43,17 @@ def test_bundled_example_loads() -> None:
         ({"max_bytes": 10}, "max_bytes must be at least 64"),
         ({"interval": -1}, "interval must be positive"),
         ({"base_url": "example.org"}, "absolute http(s) URL"),
+        (
+            {"base_url": "http://a\u2100b/"},
+            "base_url 'http://a℀b/' must be an absolute http(s) URL",
+        ),
+        ({"base_url": "http://x:99999/"}, "invalid port"),
+        ({"base_url": "http://exa mple/"}, "invalid host"),
+        ({"base_url": "http://x/?q=1"}, "without ? or #"),
+        ({"base_url": "http://x/#top"}, "without ? or #"),
+        ({"feeds": {"a": {"link": "www.example.org"}}}, "[feeds.a] link 'www.example.org' must be"),
+        ({"feeds": {"a": {"link": "javascript:alert(1)"}}}, "[feeds.a] link"),
+        ({"hub": "http://a>b/"}, "hub 'http://a>b/' must be an absolute http(s) URL"),
         ({"auto_feeds": "yes"}, "auto_feeds must be true or false, not a string"),
         ({"feeds": {"a": {"sourcez": ["x"]}}}, "unknown key 'sourcez' in [feeds.a]; did you mean"),
         (
@@ -56,6 +67,8 @@ def test_bundled_example_loads() -> None:
         ({"feeds": {"a": {"title": 1.5}}}, "[feeds.a] title must be a string, not a number"),
         ({"feeds": {".hidden": {}}}, "cannot be a folder name"),
         ({"feeds": {"index.html": {}}}, "cannot be a folder name"),
+        ({"feeds": {"index.html.gz": {}}}, "cannot be a folder name"),
+        ({"feeds": {"feeds.opml.gz": {}}}, "cannot be a folder name"),
         ({"feeds": {"a": "x"}}, "[feeds.a] must be a table, not a string"),
         ({"feeds": []}, "feeds must be a table of [feeds.NAME] tables, not an array"),
     ],
@@ -112,3 +125,35 @@ def test_feed_urls_are_absolute_and_quoted() -> None:
     urls = feed_urls(FeedSpec(name="中文 feed", title="t", sources=()), "https://x.org/f/")
     assert urls.atom == "https://x.org/f/%E4%B8%AD%E6%96%87%20feed/atom.xml"
     assert urls.site == "https://x.org/f/"
+
+
+def test_configured_urls_are_published_in_uri_form() -> None:
+    """base_url, link and hub follow the rules of a dump's URL: what a URI cannot hold is
+    percent-encoded, a non-ASCII host becomes IDNA."""
+    config = parse_config(
+        {
+            "base_url": "https://ex.example/日本 feeds",
+            "hub": "https://hub.example/p?a b",
+            "feeds": {"a": {"link": "https://bücher.example/"}},
+        }
+    )
+    assert config.base_url == "https://ex.example/%E6%97%A5%E6%9C%AC%20feeds/"
+    assert config.hubs == ("https://hub.example/p?a%20b",)
+    assert config.feeds[0].link == "https://xn--bcher-kva.example/"
+
+
+def test_an_odd_base_url_on_the_command_line_is_one_line(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        cli,
+        [
+            "build",
+            "--dumps",
+            str(tmp_path),
+            "--out",
+            str(tmp_path / "o"),
+            "--base-url",
+            "http://a\u2100b/",
+        ],
+    )
+    assert result.exit_code == 2
+    assert "must be an absolute http(s) URL" in result.output

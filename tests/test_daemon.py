@@ -227,6 +227,20 @@ def test_rejected_dump_is_reported_once(folders: tuple[Path, Path, Path]) -> Non
         d.stop()
 
 
+def test_what_build_warns_of_is_logged_once(folders: tuple[Path, Path, Path]) -> None:
+    """A dump put in the root itself, beside the sources, is in no feed: ``build`` says so
+    as a warning, and so does the daemon, once, not at every rescan."""
+    d = RunningDaemon(*folders, "--interval", "0.3")
+    try:
+        (d.dumps / "loose.md").write_text(dump("https://www.voachinese.com/a/loose.html", "L"))
+        wait_for(lambda: "dump files directly" in d.output(), what="the warning")
+        time.sleep(1.5)  # several rescans
+        assert d.output().count("dump files directly") == 1
+        assert f"feedbridge: WARNING: {d.dumps} holds 1 dump files directly" in d.output()
+    finally:
+        d.stop()
+
+
 def test_status_command(daemon: RunningDaemon) -> None:
     (daemon.dumps / "nyt" / "bad.md").write_bytes(b"<!--1-->\n[x](ftp://nope)\n---\n")
     wait_for(lambda: "bad.md" in read(daemon.state / "status.json"), what="the status")
@@ -396,23 +410,6 @@ def test_future_dump_is_logged_once_and_every_line_has_the_format(
     serving = next(i for i, x in enumerate(lines) if f"serving http://127.0.0.1:{port}/" in x)
     updated = next(i for i, x in enumerate(lines) if ": updated " in x)
     assert updated < serving
-
-
-def test_build_warnings_are_logged_once_while_they_last(
-    folders: tuple[Path, Path, Path],
-) -> None:
-    """What `build` prints as `warning: ...` (here: a dump lying in the root, where no feed
-    reads it) the daemon logs once, not at every rescan."""
-    d = RunningDaemon(*folders, "--interval", "0.2")
-    try:
-        loose = d.dumps / "loose.md"
-        loose.write_text(dump("https://www.rfi.fr/cn/loose", "Loose", when=int(time.time())))
-        said = "holds 1 dump files directly: no feed shows them"
-        wait_for(lambda: said in d.output(), what="the warning about the loose dump")
-        time.sleep(1.0)  # several rescans
-        assert len([x for x in d.output().splitlines() if said in x]) == 1
-    finally:
-        assert d.stop() == 0
 
 
 def test_busy_daemon_does_not_flood_the_log(folders: tuple[Path, Path, Path]) -> None:

@@ -312,3 +312,28 @@ def test_ctrl_c_is_not_exit_1(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     code, err = _invoke("build", *_target(tmp_path))
     assert (code, err) == (EXIT_INTERRUPTED, "feedbridge: error: interrupted\n")
     assert lock_holder(tmp_path / "out") == (False, None)
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["build"], "no dumps folder"),
+        (["build", "--bogus"], "No such option '--bogus'"),
+        (["check", "--dumps", "/etc/passwd"], "'/etc/passwd' is a file"),
+        (["run", "--interval", "-5"], "--interval"),
+        (["nonsense"], "No such command 'nonsense'"),
+        (["status", "--out"], "'--out' requires an argument"),
+    ],
+)
+def test_a_usage_error_is_one_line_with_exit_2(args: list[str], says: str) -> None:
+    """Errors click finds in the command line are errors like any other: one line."""
+    result = _feedbridge(*args)
+    _assert_one_line(result, EXIT_USAGE, " ".join(args))
+    assert says in result.stderr and "--help" in result.stderr
+
+
+def test_help_and_version_still_exit_0() -> None:
+    for args in (["--help"], ["build", "--help"], ["--version"]):
+        result = _feedbridge(*args)
+        assert (result.returncode, result.stderr) == (0, ""), args
+        assert result.stdout

@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from feedbridge.config import Config, resolve_feeds
+from feedbridge.errors import CorruptIndexError
 from feedbridge.index import SCHEMA, Index, Row, db_row, from_db
 from feedbridge.model import Provenance
 from feedbridge.scan import HEAD_BYTES
@@ -419,22 +420,47 @@ rows = st.builds(
     id=st.none() | text,
     url=st.none() | text,
     title=st.none() | text,
-    published=st.none() | st.integers(-(2**40), 2**40),
+    published=st.none(),
     provenance=st.none() | st.sampled_from([p.value for p in Provenance]),
     warnings=st.lists(text, max_size=3).map(tuple),
     line=st.integers(0, 9),
     reason=st.none() | text,
 )
+web = st.builds(lambda scheme, rest: scheme + rest, st.sampled_from(["http://", "HTTPS://"]), text)
+#: Rows of accepted dumps: a time a datetime holds, an http(s) id and URL, a title.
+accepted = st.builds(
+    replace,
+    rows,
+    id=web,
+    url=web,
+    title=text,
+    published=st.integers(-62_135_596_800, 253_402_300_799),
+)
 
 
-@given(rows)
+@given(rows | accepted)
 def test_rows_survive_the_table_encoding(row: Row) -> None:
     assert from_db(db_row(row)) == row
 
 
+@given(accepted, st.sampled_from(["id", "url", "title", "published"]), st.data())
+def test_a_row_no_scan_writes_is_damage(row: Row, field: str, data: st.DataObject) -> None:
+    """An accepted dump's row without its URL, or with one that is not http(s), or with a
+    time no datetime holds: only damage writes it, and the build must set the index aside."""
+    impossible = {
+        "id": st.none() | st.just("javascript:alert(1)"),
+        "url": st.none() | st.just("x"),
+        "title": st.none(),
+        "published": st.sampled_from([2**63 - 1, -(2**63), 253_402_300_800]),
+    }
+    with pytest.raises(CorruptIndexError):
+        from_db(db_row(replace(row, **{field: data.draw(impossible[field])})))
+
+
 def _row(rel: str, published: int | None, **kw: Any) -> Row:
     source = rel.partition("/")[0]
-    return replace(Row(rel, source, 1, 1, rel, rel, rel, published, "epoch"), **kw)
+    url = f"https://news.example.org/{rel}"
+    return replace(Row(rel, source, 1, 1, url, url, rel, published, "epoch"), **kw)
 
 
 def test_newest_merges_sources_by_time_then_path(tmp_path: Path) -> None:
@@ -524,6 +550,19 @@ DAMAGE: dict[str, Any] = {
     "feed entries text": lambda db: _sql(db, "UPDATE feeds SET entries = 'many'"),
     "content html a blob": lambda db: _sql(db, "UPDATE content SET html = x'ff'"),
     "table dropped": lambda db: _sql(db, "DROP TABLE content"),
+    "published past datetime": lambda db: _sql(
+        db, f"UPDATE dumps SET published = 9223372036854775807 WHERE rel = {SHOWN}"
+    ),
+    "published before datetime": lambda db: _sql(
+        db, f"UPDATE dumps SET published = -9223372036854775808 WHERE rel = {SHOWN}"
+    ),
+    "url missing": lambda db: _sql(db, f"UPDATE dumps SET url = NULL WHERE rel = {SHOWN}"),
+    "id not a URL": lambda db: _sql(db, f"UPDATE dumps SET id = 'x:y' WHERE rel = {SHOWN}"),
+    "title not UTF-8": lambda db: _sql(
+        db, f"UPDATE dumps SET title = CAST(x'ff' AS TEXT) WHERE rel = {SHOWN}"
+    ),
+    "feed files not UTF-8": lambda db: _sql(db, "UPDATE feeds SET files = CAST(x'ff' AS TEXT)"),
+    "column added": lambda db: _sql(db, "ALTER TABLE dumps ADD COLUMN spare"),
     "truncated": lambda db: db.write_bytes(db.read_bytes()[: len(db.read_bytes()) // 2]),
     "garbage WAL": lambda db: Path(f"{db}-wal").write_bytes(b"\x37\x7f\x06\x82" + b"junk" * 2000),
     "garbage SHM": lambda db: Path(f"{db}-shm").write_bytes(b"junk" * 8192),

@@ -694,3 +694,43 @@ def test_a_dumps_root_whose_own_name_is_not_utf8(tmp_path: Path) -> None:
     assert url(1) in published(out)
     assert list(named(report)) == [f"{tmp_path}/d\\xff/s/2.md"]
     assert build(root, out, ALL, state=state).parsed == 0
+
+
+@pytest.mark.parametrize("cold", [True, False])
+def test_a_file_dated_past_2262_does_not_stop_the_build(
+    tree: Path, tmp_path: Path, cold: bool
+) -> None:
+    """Its mtime in nanoseconds is past SQLite's 64-bit integers (a clock gone wrong, an odd
+    archive): it is stored clamped, never failing the transaction that stores the scan."""
+    out, state = tmp_path / "out", tmp_path / "state"
+    if not cold:
+        build(tree, out, ALL, state=state)
+    year_2446 = 15_032_385_535
+    dated = tree / "s" / "dated.md"
+    dated.write_bytes(dump(30))
+    undated = tree / "s" / "undated.md"
+    undated.write_bytes(b"<!--NaN-->\n[Undated](https://news.example.org/u.html)\n------\n\nx\n")
+    for path in (dated, undated):
+        os.utime(path, (year_2446, year_2446))
+    if dated.stat().st_mtime_ns < 2**63:
+        pytest.fail("this file system cannot hold a time past 2262")
+    for _ in range(2):
+        report = build(tree, out, ALL, state=state)
+        assert url(30) in published(out)
+        assert named(report) == {}
+        assert [f.path for f in report.future] == [str(undated)]
+
+
+@pytest.mark.parametrize("name", ["index.html", "feeds.opml", "index.html.gz", "feeds.opml.gz"])
+def test_a_source_named_like_a_file_of_out_does_not_stop_the_build(
+    tree: Path, tmp_path: Path, name: str
+) -> None:
+    """A folder name comes from the open web: one that OUT's own files hold (the index, the
+    OPML, their twins) gets no feed of its own; every other feed is still published."""
+    (tree / name).mkdir()
+    (tree / name / "1.md").write_bytes(dump(40))
+    out = tmp_path / "out"
+    report = build(tree, out, ALL, state=tmp_path / "state")
+    assert url(1) in published(out)
+    assert name not in [feed.name for feed in report.feeds]
+    assert (out / "index.html").is_file() and (out / "feeds.opml").is_file()

@@ -8,10 +8,11 @@ import os
 import shutil
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from feedbridge.app import open_builder, status_of
-from feedbridge.cli import EXIT_OK, EXIT_USAGE, cli
+from feedbridge.cli import EXIT_OK, EXIT_STATE, EXIT_USAGE, cli
 from feedbridge.config import Config
 from feedbridge.scan import is_dump_name
 from feedbridge.state import locked, write_status
@@ -112,3 +113,31 @@ def test_status_of_an_output_never_built_is_exit_2(tmp_path: Path) -> None:
     code, text = _status("--out", str(tmp_path / "nothing"))
     assert code == EXIT_USAGE
     assert text.count("\n") == 1 and "no build recorded" in text
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        "{",
+        "[]",
+        "null",
+        '{"feeds": "x"}',
+        '{"dumps": "y"}',
+        '{"rejected": 3}',
+        '{"future": [{"a": 1}]}',
+        '{"feeds": {"a": "b"}}',
+        '{"last_build": {"pid": "x"}}',
+        '{"pid": "x"}',
+    ],
+)
+def test_a_damaged_status_file_is_one_line_exit_4(tmp_path: Path, damage: str) -> None:
+    """status.json is written atomically: only damage from outside makes it other than what a
+    build writes, and status then says so in one line instead of a traceback."""
+    out, state = tmp_path / "out", tmp_path / "state"
+    CliRunner().invoke(cli, ["build", *target_args(EXAMPLES, out, state)], catch_exceptions=False)
+    (state / "status.json").write_text(damage)
+    code, text = _status("--out", str(out), "--state", str(state))
+    assert code == EXIT_STATE
+    assert text.count("\n") == 1 and "status.json is damaged" in text, text
+    CliRunner().invoke(cli, ["build", *target_args(EXAMPLES, out, state)], catch_exceptions=False)
+    assert _status("--out", str(out), "--state", str(state))[0] == EXIT_OK
