@@ -24,8 +24,17 @@ def make_n(*args: str) -> list[str]:
     """The commands ``make -n ARGS`` would run in the repository."""
     if shutil.which("make") is None:
         pytest.fail("make is not installed (the quick start needs it)")
+    # As a user's own top-level make, also when the tests run under `make test` (a sub-make
+    # would print "Entering/Leaving directory" lines and inherit the outer make's flags).
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS")}
     result = subprocess.run(
-        ["make", "-n", *args], cwd=REPO, capture_output=True, text=True, check=True, timeout=60
+        ["make", "--no-print-directory", "-n", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
     )
     return result.stdout.splitlines()
 
