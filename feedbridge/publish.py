@@ -88,14 +88,8 @@ def write_output(path: Path, data: bytes, twin: bytes | None = None) -> bool:
     file, and the next build that renders the file mends it.  ``twin``, when given, is
     ``gzip_twin(data)`` computed already.
     """
-    twin_file = twin_path(path)
-    expected = gzip_twin(data) if twin is None else twin
-    if read_bytes(path) == data:
-        write_if_changed(twin_file, expected)
-        return False
-    write_if_changed(twin_file, expected)
-    write_atomic(path, data)
-    return True
+    write_if_changed(twin_path(path), gzip_twin(data) if twin is None else twin)
+    return write_if_changed(path, data)
 
 
 class Outputs:
