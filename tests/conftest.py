@@ -51,22 +51,25 @@ def corpus_present() -> None:
 
 @pytest.fixture(autouse=True)
 def _isolated_logging() -> Iterator[None]:
-    """A CLI call in one test (``-q`` sets the level to ERROR) must not silence the next test's
-    ``caplog``: restore what ``setup_logging`` changes."""
+    """``setup_logging`` (every CLI call) touches process-wide loggers: a ``-q`` in one test
+    must not silence the next test's ``caplog``.  Put back what it changes."""
     import logging
     import threading
 
     from feedbridge.logs import LIBRARIES, PREFIX, QUIET
 
     names = ["", PREFIX, *LIBRARIES, *QUIET]
-    saved = {n: (logging.getLogger(n).level, logging.getLogger(n).propagate) for n in names}
-    handlers = list(logging.getLogger().handlers)
     hook = threading.excepthook
+    saved = {
+        n: (lg.level, lg.propagate, list(lg.handlers))
+        for n in names
+        for lg in [logging.getLogger(n)]
+    }
     yield
-    for n, (level, propagate) in saved.items():
-        logging.getLogger(n).setLevel(level)
-        logging.getLogger(n).propagate = propagate
-    logging.getLogger(PREFIX).handlers[:] = []
-    logging.getLogger().handlers[:] = handlers
+    for n, (level, propagate, handlers) in saved.items():
+        lg = logging.getLogger(n)
+        lg.setLevel(level)
+        lg.propagate = propagate
+        lg.handlers[:] = handlers
     logging.captureWarnings(False)
     threading.excepthook = hook

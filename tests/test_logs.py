@@ -5,35 +5,14 @@ from __future__ import annotations
 import logging
 import threading
 import warnings
-from collections.abc import Iterator
 
 import pytest
 
-from feedbridge.logs import LIBRARIES, PREFIX, QUIET, LineFormatter, RepeatFilter, setup_logging
-
-
-@pytest.fixture
-def logs() -> Iterator[None]:
-    """setup_logging touches process-wide loggers: put them back afterwards."""
-    names = ["", PREFIX, *LIBRARIES, *QUIET]
-    hook = threading.excepthook
-    saved = {
-        n: (lg.level, lg.propagate, list(lg.handlers))
-        for n in names
-        for lg in [logging.getLogger(n)]
-    }
-    yield
-    for n, (level, propagate, handlers) in saved.items():
-        lg = logging.getLogger(n)
-        lg.setLevel(level)
-        lg.propagate = propagate
-        lg.handlers[:] = handlers
-    logging.captureWarnings(False)
-    threading.excepthook = hook
+from feedbridge.logs import LineFormatter, RepeatFilter, setup_logging
 
 
 def test_library_lines_share_the_format_and_repeats_do_not_flood(
-    logs: None, capsys: pytest.CaptureFixture[str]
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     setup_logging(logging.INFO)
     for depth in range(100):
@@ -51,14 +30,14 @@ def test_library_lines_share_the_format_and_repeats_do_not_flood(
     ]
 
 
-def test_setup_twice_keeps_one_handler(logs: None, capsys: pytest.CaptureFixture[str]) -> None:
+def test_setup_twice_keeps_one_handler(capsys: pytest.CaptureFixture[str]) -> None:
     setup_logging(logging.WARNING)
     setup_logging(logging.WARNING)
     logging.getLogger("feedbridge.build").warning("once")
     assert capsys.readouterr().err == "feedbridge: WARNING: once\n"
 
 
-def test_quiet_hides_library_warnings(logs: None, capsys: pytest.CaptureFixture[str]) -> None:
+def test_quiet_hides_library_warnings(capsys: pytest.CaptureFixture[str]) -> None:
     setup_logging(logging.ERROR)
     logging.getLogger("waitress.queue").warning("Task queue depth is %d", 1)
     logging.getLogger("feedbridge").warning("hidden")
@@ -98,7 +77,7 @@ def test_every_line_of_a_traceback_has_the_prefix() -> None:
 
 
 def test_warnings_and_dying_threads_keep_the_format(
-    logs: None, capsys: pytest.CaptureFixture[str]
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     setup_logging(logging.INFO)
 
