@@ -11,7 +11,6 @@ import hashlib
 import json
 import logging
 import os
-import stat
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -41,6 +40,7 @@ from feedbridge.publish import Outputs, remove_output, write_output
 from feedbridge.scan import (
     FileStat,
     RootListing,
+    folder_identity,
     index_key,
     is_dump_name,
     list_dumps,
@@ -450,7 +450,7 @@ class Builder:
 
         started = time.perf_counter()
         self.pages_key = self._pages_key()  # templates may have changed since the last build
-        self._root_id = _folder_identity(self.target.dumps)
+        self._root_id = folder_identity(self.target.dumps)
         if self._root_id is None:
             raise SourceError(f"dumps folder {self.target.dumps} is missing; no feed was removed")
         feeds = resolve_feeds(self.target.config, root.sources)
@@ -509,7 +509,7 @@ class Builder:
     def _same_root(self) -> None:
         """Raise before missing input becomes deleted feeds: the dumps root is gone, or is not
         the folder the build started from (moved away, mounted over, made again)."""
-        if self._root_id is not None and _folder_identity(self.target.dumps) != self._root_id:
+        if self._root_id is not None and folder_identity(self.target.dumps) != self._root_id:
             raise SourceError(
                 f"dumps folder {self.target.dumps} is missing or was replaced during the build;"
                 " no feed was removed"
@@ -639,15 +639,6 @@ class Builder:
             removed=tuple(removed),
             warnings=warnings,
         )
-
-
-def _folder_identity(path: Path) -> tuple[int, int] | None:
-    """(st_dev, st_ino) of the folder ``path`` names now; None if there is none."""
-    try:
-        st = path.stat()
-    except (OSError, ValueError):
-        return None
-    return (st.st_dev, st.st_ino) if stat.S_ISDIR(st.st_mode) else None
 
 
 def rejection(row: Row, root: Path) -> Rejection:

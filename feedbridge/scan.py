@@ -118,6 +118,19 @@ class RootListing:
     warnings: list[str]
 
 
+#: (st_dev, st_ino) of a folder: a root deleted and made again, or mounted over, changes it.
+Identity = tuple[int, int]
+
+
+def folder_identity(path: Path) -> Identity | None:
+    """The folder ``path`` names now; None if it is missing or not a folder."""
+    try:
+        st = path.stat()
+    except (OSError, ValueError):
+        return None
+    return (st.st_dev, st.st_ino) if S_ISDIR(st.st_mode) else None
+
+
 def list_root(root: Path, pattern: str) -> RootListing:
     """The sources of the dumps root: its visible subfolders (a symbolic link to a folder is
     one too, wherever it points).

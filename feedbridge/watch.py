@@ -14,7 +14,8 @@ import os
 import threading
 from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
-from stat import S_ISDIR
+
+from feedbridge.scan import folder_identity
 
 logger = logging.getLogger(__name__)
 
@@ -30,22 +31,10 @@ POLL_CAP = 1.0
 #: this (seconds); rescans keep the feeds current meanwhile.
 FAILED_CAP = 60.0
 
-#: (st_dev, st_ino) of a folder: a root deleted and made again, or mounted over, changes it.
-Identity = tuple[int, int]
-
 
 def backoff(attempt: int, *, first: float, cap: float) -> float:
     """The wait before retry number ``attempt`` (0-based): first, 2*first, 4*first ... cap."""
     return min(cap, first * 2.0 ** min(attempt, 64))
-
-
-def identity(root: Path) -> Identity | None:
-    """The folder ``root`` names now; None if it is missing or not a folder."""
-    try:
-        st = root.stat()
-    except (OSError, ValueError):
-        return None
-    return (st.st_dev, st.st_ino) if S_ISDIR(st.st_mode) else None
 
 
 def root_problem(root: Path, published: Callable[[], Collection[str]]) -> str | None:
@@ -95,7 +84,7 @@ def watch_root(
     attempt = 0
     rearm = lost = False
     while not stop.is_set():
-        watched = identity(root)
+        watched = folder_identity(root)
         if watched is None:
             if not lost:
                 lost = rearm = True
@@ -113,9 +102,9 @@ def watch_root(
                     on_rearmed()
                 if changes:
                     on_changes(changes)
-                if identity(root) != watched:
+                if folder_identity(root) != watched:
                     rearm = True
-                    if identity(root) is not None:
+                    if folder_identity(root) is not None:
                         logger.info("dumps root %s was replaced; watching the new one", root)
                     break
         except Exception as e:  # any failure of the watcher: retry, rescans go on
