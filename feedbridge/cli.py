@@ -267,18 +267,19 @@ def build(
     with exit_codes():
         s = _settings(config_file, dumps, out, base_url)
         assert s.out is not None and s.base_url is not None
+        state = state_dir or s.config.state_dir or default_state_dir(s.out)
         report = run_build(
             s.config,
             dumps=s.dumps,
             out=s.out,
             base_url=s.base_url,
-            state_dir=state_dir or s.config.state_dir,
+            state_dir=state,
             now=datetime.now(UTC),
             progress=_progress(ctx),
             fallbacks=ctx.obj["verbose"] > 0,
         )
     if not no_ping:
-        _ping(report, state_dir or s.config.state_dir or default_state_dir(s.out))
+        _ping(report, state)
     _print_report(report, verbose=ctx.obj["verbose"] > 0)
     if not ctx.obj["quiet"]:
         click.echo(
