@@ -18,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 
 from feedbridge import __version__
+from feedbridge.archiver import Archiver
 from feedbridge.config import Config, feed_urls, resolve_feeds
 from feedbridge.index import DbRow, Index, Row, db_row, is_damage, row_warnings
 from feedbridge.model import (
@@ -28,6 +29,7 @@ from feedbridge.model import (
     FeedResult,
     FeedSpec,
     FeedUrls,
+    History,
     Provenance,
     Rejection,
 )
@@ -76,13 +78,16 @@ class Target:
     config: Config = field(default_factory=Config)
 
 
-def fingerprint(spec: FeedSpec, urls: FeedUrls, rows: Sequence[Row]) -> str:
+def fingerprint(
+    spec: FeedSpec, urls: FeedUrls, rows: Sequence[Row], history: History | None = None
+) -> str:
     """Everything a rendered feed depends on; equal fingerprints mean equal bytes."""
     data = [
         __version__,
         asdict(spec),
         asdict(urls),
         [(r.rel, r.size, r.mtime_ns, r.id, r.url, r.title, r.published) for r in rows],
+        asdict(history) if history else None,
     ]
     return hashlib.sha256(json.dumps(data, ensure_ascii=False).encode()).hexdigest()
 
@@ -119,6 +124,8 @@ def _signature(paths: Iterable[Path]) -> list[list[object]]:
 
 #: Below this many bodies to clean, forking workers costs more than it saves.
 PARALLEL_MIN_BODIES = 64
+#: Bodies cleaned at once for archives: bounds the memory of a cold build.
+_BATCH = 4096
 
 
 def load_content(root: Path, row: Row, max_bytes: int) -> Content | Row | None:
@@ -204,6 +211,11 @@ class Builder:
         #: Source folders the last full scan could not read, and why: their feeds are left
         #: as they were (neither rebuilt from a partial view nor removed).
         self.unreadable: dict[str, str] = {}
+        #: RFC 5005 links of each feed to its newest archive page, as the last build left them.
+        self.histories: dict[str, History | None] = {}
+        self.archiver = Archiver(
+            index, target.out, target.base_url, self._contents, progress=progress
+        )
 
     # -- scanning ---------------------------------------------------------------------------
 
@@ -233,7 +245,10 @@ class Builder:
                 max_bytes=cfg.max_bytes,
                 parallel=self.parallel,
                 progress=self.progress,
-                after=None if now is None else SourceFeeds(self.target, tuple(feeds), now),
+                # Archived feeds link to their newest archive page, known only after the scan.
+                after=None
+                if now is None or any(spec.archive for spec in feeds)
+                else SourceFeeds(self.target, tuple(feeds), now),
             )
             built = {feed.name: feed for r in results for feed in r.built}
             rows: list[DbRow] = [row for r in results for row in r.rows]
@@ -337,6 +352,17 @@ class Builder:
         else:
             self.index.apply([new], [])
 
+    def _contents(self, rows: list[Row]) -> dict[str, Content]:
+        """Cleaned bodies of ``rows`` by path: cached, or read and cleaned now (in parallel,
+        in batches).  A row whose body cannot be had is left out; the index learns why."""
+        found = self.index.contents(rows)
+        missing = [row for row in rows if row.rel not in found]
+        for start in range(0, len(missing), _BATCH):
+            batch = missing[start : start + _BATCH]
+            self._prefetch(batch)
+            found.update(self.index.contents(batch))
+        return found
+
     def _prefetch(self, rows: list[Row]) -> None:
         """Read and clean the bodies of many dumps at once, one process per core."""
         max_bytes = self.target.config.max_bytes
@@ -415,6 +441,8 @@ class Builder:
         now_s = int(now.timestamp())
         scanned, parsed, built = self.refresh(feeds, paths, now=now_s)
         scan_ms = (time.perf_counter() - started) * 1000
+        archives = self.archiver.update(feeds, now_s, skip=self.unreadable)
+        self.histories = archives.histories
         state = self.index.feed_state()
         out = self.target.out
         plans = [self._plan(spec, now_s, state.get(spec.name)) for spec in feeds]
@@ -435,7 +463,7 @@ class Builder:
         results: list[FeedResult] = []
         listing: list[tuple[FeedSpec, FeedUrls, int]] = []
         keep: set[str] = set()
-        written: list[str] = []
+        written: list[str] = list(archives.written)
         for plan in plans:
             result, rels = self._build_feed(plan, now_s)
             result = built.get(plan.spec.name, result) if plan.current else result
@@ -443,7 +471,7 @@ class Builder:
             written.extend(result.written)
             keep.update(rels)
             listing.append((plan.spec, plan.urls, result.entries))
-        removed = self._remove_stale(state, {spec.name for spec in feeds})
+        removed = archives.removed + self._remove_stale(state, {spec.name for spec in feeds})
         title = self.target.config.title
         for name, data in (
             ("index.html", render_index(listing, title=title)),
@@ -451,7 +479,7 @@ class Builder:
         ):
             if write_if_changed(out / name, data):
                 written.append(str(out / name))
-        self.index.prune_content(keep)
+        self.index.prune_content(keep, sources=archives.sources)
         warnings = (*root.warnings, *(self.unreadable[s] for s in sorted(self.unreadable)))
         report = self._report(results, scanned, parsed, written, removed, now_s, warnings)
         logger.debug(
@@ -469,7 +497,7 @@ class Builder:
         rows = select(self.index, spec, now)
         current = bool(
             previous
-            and previous[0] == fingerprint(spec, urls, rows)
+            and previous[0] == fingerprint(spec, urls, rows, self.histories.get(spec.name))
             and previous[2] == _signature(paths)
         )
         return FeedPlan(spec, urls, paths, rows, current, previous[1] if previous else 0)
@@ -481,10 +509,11 @@ class Builder:
         from feedbridge.render import render_atom, render_json, render_rss
 
         rows, entries = self._entries(spec, now, plan.rows)
-        fp = fingerprint(spec, urls, rows)
+        history = self.histories.get(spec.name)
+        fp = fingerprint(spec, urls, rows, history)
         written = []
         for path, render in zip(paths, (render_atom, render_rss, render_json), strict=True):
-            if write_if_changed(path, render(spec, entries, urls)):
+            if write_if_changed(path, render(spec, entries, urls, history=history)):
                 written.append(str(path))
         self.index.store_feed(spec.name, fp, len(entries), _signature(paths))
         if written:

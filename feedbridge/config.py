@@ -21,9 +21,9 @@ _NAME = re.compile(r"[^/\\\x00-\x1f]+")
 
 TOP_KEYS = {
     "title", "base_url", "dumps", "out", "state_dir", "pattern", "limit", "max_bytes",
-    "auto_feeds", "interval", "serve", "feeds",
+    "auto_feeds", "interval", "serve", "feeds", "archive",
 }  # fmt: skip
-FEED_KEYS = {"title", "sources", "link", "description", "language", "author", "limit"}
+FEED_KEYS = {"title", "sources", "link", "description", "language", "author", "limit", "archive"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +41,8 @@ class Config:
     auto_feeds: bool = True
     interval: float = 300.0
     serve: str | None = None
+    #: Publish RFC 5005 archive documents of every feed (a feed's ``archive`` overrides).
+    archive: bool = True
     feeds: tuple[FeedSpec, ...] = ()
     source: Path | None = None
 
@@ -59,6 +61,13 @@ def _typed(table: Mapping[str, Any], key: str, kind: type, where: str, src: Path
         ok = isinstance(value, int | float) and not isinstance(value, bool)
     if not ok:
         raise _fail(src, f"{where}{key} must be a {kind.__name__}, not {type(value).__name__}")
+    return value
+
+
+def _flag(table: Mapping[str, Any], key: str, default: bool, where: str, src: Path | None) -> bool:
+    value = table.get(key, default)
+    if not isinstance(value, bool):
+        raise _fail(src, f"{where}{key} must be true or false")
     return value
 
 
@@ -103,6 +112,7 @@ def _feed(name: str, table: Any, defaults: Config, src: Path | None) -> FeedSpec
         description=_typed(table, "description", str, where, src),
         language=_typed(table, "language", str, where, src),
         author=_typed(table, "author", str, where, src),
+        archive=_flag(table, "archive", defaults.archive, where, src),
     )
 
 
@@ -137,6 +147,7 @@ def parse_config(data: Mapping[str, Any], *, src: Path | None = None) -> Config:
         auto_feeds=data.get("auto_feeds", True) is not False,
         interval=float(interval) if interval else 300.0,
         serve=_typed(data, "serve", str, "", src),
+        archive=_flag(data, "archive", True, "", src),
         source=src,
     )
     if "auto_feeds" in data and not isinstance(data["auto_feeds"], bool):
@@ -177,7 +188,11 @@ def resolve_feeds(config: Config, folders: Iterable[str]) -> list[FeedSpec]:
         for folder in folders:
             if folder not in feeds and _NAME.fullmatch(folder) and not folder.startswith("."):
                 feeds[folder] = FeedSpec(
-                    name=folder, title=folder, sources=(folder,), limit=config.limit
+                    name=folder,
+                    title=folder,
+                    sources=(folder,),
+                    limit=config.limit,
+                    archive=config.archive,
                 )
     return [feeds[name] for name in sorted(feeds)]
 

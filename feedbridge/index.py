@@ -28,7 +28,7 @@ logger = logging.getLogger(__name__)
 
 #: Bump when the tables change; the index version also includes feedbridge's version, since
 #: cached content depends on the cleaning code.
-SCHEMA = 4
+SCHEMA = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +52,29 @@ class Row:
     def published_at(self) -> datetime:
         return datetime.fromtimestamp(self.published or 0, UTC)
 
+
+#: Archive state (see ``feedbridge.archiver``): the pages written per feed, and a log of the
+#: (source, time, id) of every dump row stored or forgotten, filled by triggers (also in scan
+#: workers), so that a build knows which months of which feeds changed without a full scan.
+ARCHIVE_TABLES = ("archive_dirty", "archive_feeds", "archive_pages")
+ARCHIVE_SCHEMA = """
+    BEGIN;
+    CREATE TABLE IF NOT EXISTS archive_dirty (source TEXT NOT NULL, published INTEGER, id TEXT);
+    CREATE TRIGGER IF NOT EXISTS archive_dirty_store BEFORE INSERT ON dumps BEGIN
+        INSERT INTO archive_dirty SELECT source, published, id FROM dumps WHERE rel = NEW.rel;
+        INSERT INTO archive_dirty VALUES (NEW.source, NEW.published, NEW.id);
+    END;
+    CREATE TRIGGER IF NOT EXISTS archive_dirty_forget AFTER DELETE ON dumps BEGIN
+        INSERT INTO archive_dirty VALUES (OLD.source, OLD.published, OLD.id);
+    END;
+    CREATE TABLE IF NOT EXISTS archive_feeds (
+        feed TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, seen INTEGER NOT NULL);
+    CREATE TABLE IF NOT EXISTS archive_pages (
+        feed TEXT NOT NULL, month TEXT NOT NULL, part INTEGER NOT NULL,
+        fingerprint TEXT NOT NULL, files TEXT NOT NULL, older TEXT NOT NULL,
+        newer TEXT NOT NULL, PRIMARY KEY (feed, month, part));
+    COMMIT;
+"""
 
 #: A Row as the ``dumps`` table stores it: plain values, cheap to send between processes.
 #: The last field, ``extra``, is None for the common dump (time from its epoch comment, no
@@ -279,7 +302,7 @@ class Index:
             return False
         meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
         # Probe every table: a damaged page surfaces here rather than mid-build.
-        for table in ("dumps", "content", "feeds"):
+        for table in ("dumps", "content", "feeds", *ARCHIVE_TABLES):
             db.execute(f"SELECT count(*) FROM {table}").fetchone()
         return meta == self._identity()
 
@@ -303,6 +326,7 @@ class Index:
             COMMIT;
             """
         )
+        db.executescript(ARCHIVE_SCHEMA)
         db.execute("DELETE FROM meta")
         db.executemany("INSERT INTO meta VALUES (?, ?)", sorted(self._identity().items()))
 
@@ -433,6 +457,32 @@ class Index:
             raise CorruptIndexError(f"a row of the content table does not decode: {r!r:.200}")
         return Content(r[0], r[1], r[2], r[3])
 
+    def contents(self, rows: Iterable[Row]) -> dict[str, Content]:
+        """Cleaned bodies of many dumps at once, by path (those cleaned as the file is now)."""
+        wanted = {r.rel: (r.size, r.mtime_ns) for r in rows}
+        found: dict[str, Content] = {}
+        keys = list(wanted)
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            sql = (
+                "SELECT rel, size, mtime_ns, html, summary, image, author FROM content"
+                f" WHERE rel IN ({','.join('?' * len(chunk))})"
+            )
+            for rel, size, mtime_ns, *r in self.db.execute(sql, chunk):
+                if wanted.get(rel) != (size, mtime_ns):
+                    continue
+                if not (
+                    type(r[0]) is str
+                    and type(r[1]) is str
+                    and _str_or_none(r[2])
+                    and _str_or_none(r[3])
+                ):
+                    raise CorruptIndexError(
+                        f"a row of the content table does not decode: {r!r:.200}"
+                    )
+                found[rel] = Content(r[0], r[1], r[2], r[3])
+        return found
+
     def store_content(self, items: Iterable[tuple[Row, Content]]) -> None:
         if self.held is not None:
             self.held.contents.extend(items)
@@ -447,13 +497,23 @@ class Index:
             for feed in held.feeds:
                 self._insert_feed(*feed)
 
-    def prune_content(self, keep: Iterable[str]) -> None:
-        """Forget cleaned content no feed shows any more."""
+    def prune_content(self, keep: Iterable[str], *, sources: Iterable[str] = ()) -> None:
+        """Forget cleaned content no feed shows any more: neither in ``keep`` nor of a dump of
+        ``sources`` (the sources of archived feeds, whose every body is published)."""
+        archived = sorted(set(sources))
         with self.writer, transaction(self.db):
+            self.db.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS keep_sources (source TEXT PRIMARY KEY)"
+            )
+            self.db.execute("DELETE FROM keep_sources")
+            self.db.executemany("INSERT INTO keep_sources VALUES (?)", ((s,) for s in archived))
             self.db.execute("CREATE TEMP TABLE IF NOT EXISTS keep (rel TEXT PRIMARY KEY)")
             self.db.execute("DELETE FROM keep")
             self.db.executemany("INSERT OR IGNORE INTO keep VALUES (?)", ((k,) for k in keep))
-            self.db.execute("DELETE FROM content WHERE rel NOT IN (SELECT rel FROM keep)")
+            self.db.execute(
+                "DELETE FROM content WHERE rel NOT IN (SELECT rel FROM keep)"
+                " AND substr(rel, 1, instr(rel, '/') - 1) NOT IN (SELECT source FROM keep_sources)"
+            )
 
     # -- rendered feeds ---------------------------------------------------------------------
 
