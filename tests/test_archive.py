@@ -418,3 +418,19 @@ def test_escaping_is_counted_in_a_page_budget() -> None:
         _entry(1, datetime(2024, 1, 1, tzinfo=UTC)), content=Content("<b>&</b>" * 1000, "")
     )
     assert entry_cost(markup) >= len("&lt;b&gt;&amp;&lt;/b&gt;") * 1000
+
+
+def test_a_broken_body_found_by_the_archive_is_a_rejection_and_left_out(tmp_path: Path) -> None:
+    """An archive reads every body: an old dump with a NUL deep in its body, which the feed
+    (newest entries only) never reads, is rejected and missing from the archive."""
+    dumps = tmp_path / "dumps"
+    (dumps / "s").mkdir(parents=True)
+    for i in range(4):
+        when = datetime(2024, 1, 1 + i, tzinfo=UTC)
+        _write_dump(dumps / "s" / f"{i}.md", f"https://example.org/{i}", f"t{i}", when)
+    broken = dumps / "s" / "0.md"
+    broken.write_bytes(broken.read_bytes() + b"<p>" + b"x" * 5000 + b"\0</p>\n")
+    report = build(dumps, tmp_path / "out", Config(limit=2), state=tmp_path / "state")
+    assert [Path(r.path).name for r in report.rejected] == ["0.md"]
+    ids = sorted(e[0] for e in archived_entries(tmp_path / "out", "s"))
+    assert ids == [f"https://example.org/{i}" for i in (1, 2, 3)]

@@ -43,6 +43,7 @@ def test_one_feed_per_source(built: tuple[Path, Path]) -> None:
     assert sorted(p.name for p in out.iterdir() if p.is_dir()) == SOURCES
     for source in SOURCES:
         assert sorted(p.name for p in (out / source).iterdir()) == [
+            "archive",
             "atom.xml",
             "feed.json",
             "rss.xml",
@@ -200,9 +201,8 @@ def test_edited_dump_changes_exactly_its_feeds(tmp_path: Path) -> None:
     report = build(dumps, out, config)
     after = snapshot(out)
     changed = sorted(k for k in after if after[k] != before.get(k))
-    assert changed == sorted(
-        f"{feed}/{f}" for feed in ("voa", "combined") for f in ("atom.xml", "feed.json", "rss.xml")
-    )
+    files = ("atom.xml", "feed.json", "rss.xml", "archive/2025-01-1.xml", "archive/2025-01-1.json")
+    assert changed == sorted(f"{feed}/{f}" for feed in ("voa", "combined") for f in files)
     assert sorted(report.written) == sorted(str(out / c) for c in changed)
     assert "就职日看点（更新）" in (out / "voa" / "atom.xml").read_text("utf-8")
 
@@ -223,7 +223,12 @@ def test_removed_source_removes_its_feed(tmp_path: Path) -> None:
     shutil.rmtree(dumps / "ft")
     report = build(dumps, out)
     assert not (out / "ft").exists()
-    assert len(report.removed) == 3
+    assert sorted(Path(p).name for p in report.removed if "/archive/" not in p) == [
+        "atom.xml",
+        "feed.json",
+        "rss.xml",
+    ]
+    assert {Path(p).parent.name for p in report.removed} == {"ft", "archive"}
     assert "/ft/" not in (out / "index.html").read_text("utf-8")
 
 
