@@ -36,7 +36,7 @@ from feedbridge.archive import (
 from feedbridge.config import feed_urls
 from feedbridge.index import Index, Row, from_db, transaction
 from feedbridge.model import Content, Entry, FeedSpec, FeedUrls, History
-from feedbridge.progress import Progress, no_progress
+from feedbridge.progress import Bar, Progress, no_progress
 from feedbridge.publish import write_if_changed
 
 logger = logging.getLogger(__name__)
@@ -138,6 +138,8 @@ class Archiver:
         self.base_url = base_url
         self.load = load
         self.progress = progress
+        #: The bar of the feeds archived whole in the current ``update``.
+        self.bar: Bar = no_progress(0, "", "")
 
     # -- state ------------------------------------------------------------------------------
 
@@ -260,6 +262,19 @@ class Archiver:
         states = self._feeds()
         skipped = set(skip)
         names = {spec.name for spec in feeds if spec.archive}
+        settings = {
+            spec.name: settings_fingerprint(spec, feed_urls(spec, self.base_url)) for spec in feeds
+        }
+        whole = [
+            spec
+            for spec in feeds
+            if spec.archive
+            and not skipped & set(spec.sources)
+            and states.get(spec.name, ("", 0))[0] != settings[spec.name]
+        ]
+        # One bar for the feeds archived whole (a first build): reading and cleaning bodies.
+        total = sum(self.index.count_shown(spec.sources, now) for spec in whole)
+        self.bar = self.progress(total, "archiving", "entry") if whole else no_progress(0, "", "")
         for name in sorted(set(states) - names):
             outcome.removed.extend(self._remove(name))
         for spec in feeds:
@@ -274,6 +289,7 @@ class Archiver:
             newest = self._feed(spec, now, dirty, states.get(spec.name), outcome)
             outcome.histories[spec.name] = feed_history(self.base_url, spec.name, newest)
             outcome.sources.update(spec.sources)
+        self.bar.close()
         with self.index.writer, transaction(self.index.db):
             keep = sorted(skipped)
             self.index.db.execute(
@@ -346,7 +362,7 @@ class Archiver:
         dump whose body could not be had."""
         failed: set[str] = set()
         total = sum(len(rows) for rows in shown.values())
-        bar = self.progress(total if whole and total > BATCH else None, "archiving", "entry")
+        bar = self.bar if whole else no_progress(total, "archiving", "entry")
         try:
             months = sorted(shown)
             batch: list[str] = []
@@ -373,7 +389,8 @@ class Archiver:
                     bar.update(len(shown[m]))
                 batch, size = [], 0
         finally:
-            bar.close()
+            if not whole:
+                bar.close()
         return failed
 
     def _publish(

@@ -359,17 +359,17 @@ class Builder:
         missing = [row for row in rows if row.rel not in found]
         for start in range(0, len(missing), _BATCH):
             batch = missing[start : start + _BATCH]
-            self._prefetch(batch)
+            self._prefetch(batch, progress=no_progress)  # the archive's bar counts these
             found.update(self.index.contents(batch))
         return found
 
-    def _prefetch(self, rows: list[Row]) -> None:
+    def _prefetch(self, rows: list[Row], progress: Progress | None = None) -> None:
         """Read and clean the bodies of many dumps at once, one process per core."""
         max_bytes = self.target.config.max_bytes
         jobs = [(self.target.dumps, row, max_bytes) for row in rows]
         workers = min(os.cpu_count() or 1, 8)
         loaded: list[Content | Row | None] = []
-        bar = self.progress(len(jobs), "cleaning", "entry")
+        bar = (progress or self.progress)(len(jobs), "cleaning", "entry")
         try:
             if self.parallel and workers > 1 and len(rows) >= PARALLEL_MIN_BODIES:
                 import multiprocessing

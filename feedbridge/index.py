@@ -413,6 +413,11 @@ class Index:
             return walks[0]
         return heapq.merge(*walks, key=_newest_key, reverse=True)
 
+    def count_shown(self, sources: Iterable[str], now: int) -> int:
+        """How many accepted dumps of these sources are dated up to ``now``."""
+        sql = "SELECT count(*) FROM dumps WHERE source = ? AND published <= ?"
+        return sum(self.db.execute(sql, (s, now)).fetchone()[0] for s in sorted(set(sources)))
+
     def future(self, now: int) -> list[Row]:
         sql = "SELECT * FROM dumps WHERE source = ? AND published > ? ORDER BY published, rel"
         walks = [self._rows(sql, (source, now)) for source in self.sources()]
