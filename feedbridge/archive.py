@@ -109,12 +109,14 @@ def entry_cost(entry: Entry) -> int:
     )
 
 
-def fit(entry: Entry) -> Entry:
-    """``entry`` as it can go on a page: an entry too large for any page alone keeps its
-    summary and link but not its body (the feed itself still carries the body)."""
-    if entry_cost(entry) <= PAGE_BUDGET:
-        return entry
-    return replace(entry, content=replace(entry.content, html=""))
+def fit(entry: Entry) -> tuple[Entry, int]:
+    """``entry`` as it can go on a page, and its cost: an entry too large for any page alone
+    keeps its summary and link but not its body (the feed itself still carries the body)."""
+    cost = entry_cost(entry)
+    if cost <= PAGE_BUDGET:
+        return entry, cost
+    small = replace(entry, content=replace(entry.content, html=""))
+    return small, entry_cost(small)
 
 
 def _oldest_first(entry: Entry) -> tuple[datetime, str]:
@@ -135,8 +137,7 @@ def cut_month(month: str, entries: Iterable[Entry], order: Sequence[str] = ()) -
     pages: list[list[Entry]] = []
     size = 0
     for given, _ in ranked:
-        entry = fit(given)
-        cost = entry_cost(entry)
+        entry, cost = fit(given)
         if not pages or len(pages[-1]) >= MAX_ENTRIES or size + cost > PAGE_BUDGET:
             pages.append([])
             size = 0
