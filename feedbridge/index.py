@@ -13,6 +13,7 @@ import contextlib
 import heapq
 import json
 import logging
+import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
@@ -184,6 +185,11 @@ class Held:
 Known = dict[str, tuple[int, int]]
 
 
+def _path_text(path: Path) -> str:
+    """A path as text SQLite can store (a name that is not UTF-8 has its bytes as ``\\xNN``)."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
 def connect(path: str) -> sqlite3.Connection:
     """A connection to the index file.  The daemon opens it in its main thread and builds in
     its one worker thread; it never uses a connection from two threads at once."""
@@ -265,8 +271,8 @@ class Index:
         return {
             "schema": str(SCHEMA),
             "version": __version__,
-            "root": str(self.root.resolve()),
-            "out": str(self.out.resolve()),
+            "root": _path_text(self.root.resolve()),
+            "out": _path_text(self.out.resolve()),
         }
 
     def _connect(self) -> sqlite3.Connection:

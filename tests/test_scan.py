@@ -18,6 +18,7 @@ import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -526,38 +527,59 @@ def _clear(folder: Path) -> None:
     folder.mkdir()
 
 
+ROOT_ODDITIES = {
+    "self link": _root_self_link,
+    "link to itself": _root_dot_link,
+    "non-UTF-8 folder": _bad_folder_name,
+    "stray dump": lambda root: [(root / "stray.md").write_bytes(dump(90))],
+    "dangling link": lambda root: [(root / "gone").symlink_to("nowhere")],
+}
+
+
 @settings(
     max_examples=25,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@given(st.lists(st.lists(entry, max_size=10), min_size=1, max_size=3))
+@given(
+    st.lists(st.lists(entry, max_size=10), min_size=1, max_size=3),
+    st.sets(st.sampled_from(sorted(ROOT_ODDITIES))),
+    st.booleans(),
+)
 def test_random_trees_never_stop_a_build(
-    tmp_path_factory: pytest.TempPathFactory, generations: list[list[tuple[str, str]]]
+    tmp_path_factory: pytest.TempPathFactory,
+    generations: list[list[tuple[str, str]]],
+    root_oddities: set[str],
+    parallel: bool,
 ) -> None:
     """Trees of good and bad files, links, loops, pipes and folders under odd names, changed
-    between builds (a folder where a file was, and back): every build completes, publishes
-    each regular valid dump, names each other file, agrees with ``check``, and equals a cold
-    build."""
+    between builds (a folder where a file was, and back), beside odd entries in the root, by
+    the one-process scan or the forked workers: every build completes, publishes each regular
+    valid dump, names each other file, agrees with ``check``, and equals a cold build."""
     tmp = tmp_path_factory.mktemp("tree")
     root = tmp / "dumps"
     folder = root / "s"
     folder.mkdir(parents=True)
+    for oddity in sorted(root_oddities):
+        ROOT_ODDITIES[oddity](root)
     out, state = tmp / "out", tmp / "state"
-    for generation in generations:
-        _clear(folder)
-        made = [_make(folder, i, kind, style) for i, (kind, style) in enumerate(generation)]
-        good = {i for i, m in enumerate(made) if m is not None and m[1]}
-        bad = sorted(m[0] for m in made if m is not None and not m[1])
-        report = build(root, out, ALL, state=state)
-        atom = published(out)
-        assert [i for i in range(len(made)) if url(i) in atom] == sorted(good)
-        assert sorted(named(report)) == bad
-        assert checked(root) == named(report)
-        cold = build(root, tmp / "cold", ALL, state=tmp / "cold-state")
-        assert published(tmp / "cold") == atom
-        assert named(cold) == named(report)
-        shutil.rmtree(tmp / "cold-state")
+    minimum = 1 if parallel else scan_module.PARALLEL_MIN_FILES
+    with mock.patch.object(scan_module, "PARALLEL_MIN_FILES", minimum):
+        for generation in generations:
+            _clear(folder)
+            made = [_make(folder, i, kind, style) for i, (kind, style) in enumerate(generation)]
+            good = {i for i, m in enumerate(made) if m is not None and m[1]}
+            bad = sorted(m[0] for m in made if m is not None and not m[1])
+            report = build(root, out, ALL, state=state)
+            atom = published(out)
+            assert [i for i in range(len(made)) if url(i) in atom] == sorted(good)
+            assert sorted(named(report)) == bad
+            assert checked(root) == named(report)
+            assert all("\n" not in w for w in report.warnings)
+            cold = build(root, tmp / "cold", ALL, state=tmp / "cold-state")
+            assert published(tmp / "cold") == atom
+            assert named(cold) == named(report)
+            shutil.rmtree(tmp / "cold-state")
 
 
 # -- scan workers --------------------------------------------------------------------------------
@@ -659,3 +681,16 @@ def test_a_folder_gone_after_the_root_was_listed_keeps_its_feed(
     report = build(tree, out, ALL, state=state)
     assert not (out / "s").exists()
     assert [f.name for f in report.feeds] == ["t"]
+
+
+def test_a_dumps_root_whose_own_name_is_not_utf8(tmp_path: Path) -> None:
+    """The index stores the root's path too: as text, not as the surrogates Python uses."""
+    root = Path(bpath(tmp_path, b"d\xff"))
+    (root / "s").mkdir(parents=True)
+    (root / "s" / "1.md").write_bytes(dump(1))
+    (root / "s" / "2.md").write_bytes(b"not a dump\n")
+    out, state = tmp_path / "out", tmp_path / "state"
+    report = build(root, out, ALL, state=state)
+    assert url(1) in published(out)
+    assert list(named(report)) == [f"{tmp_path}/d\\xff/s/2.md"]
+    assert build(root, out, ALL, state=state).parsed == 0
