@@ -22,12 +22,12 @@ run: $(BIN)/feedbridge
 	$(BIN)/feedbridge run --config $(CONFIG) --serve 127.0.0.1:8080
 
 # Debian tools the integration tests use: jing (RFC 4287 schema), nginx and systemd-analyze
-# (deployment tests).
+# (deployment tests), chromium (browser tests of the pages).
 system-deps:
-	@if ! command -v jing >/dev/null || ! command -v nginx >/dev/null || ! command -v systemd-analyze >/dev/null; then \
+	@if ! command -v jing >/dev/null || ! command -v nginx >/dev/null || ! command -v systemd-analyze >/dev/null || ! command -v chromium >/dev/null; then \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends jing nginx-light systemd >/dev/null; \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends jing nginx-light systemd chromium >/dev/null; \
 	fi
 
 lint: $(BIN)/feedbridge

@@ -20,6 +20,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from pathlib import Path
 from urllib.parse import quote
 
 from feedbridge.model import Entry, FeedSpec, FeedUrls, History
@@ -167,13 +168,18 @@ def page_url(base_url: str, feed: str, key: PageKey, suffix: str) -> str:
     return f"{base_url}{quote(feed, safe='')}/{ARCHIVE_DIR}/{key.name}{suffix}"
 
 
-def feed_history(base_url: str, feed: str, newest: PageKey | None) -> History | None:
-    """The links of a feed's subscription documents: to the newest archive page."""
+def feed_history(
+    base_url: str, feed: str, newest: PageKey | None, archived: int = 0
+) -> History | None:
+    """The links of a feed's subscription documents: to the newest archive page (and, for its
+    web page, how many entries the archive holds)."""
     if newest is None:
         return None
     return History(
         prev_atom=page_url(base_url, feed, newest, ".xml"),
         prev_json=page_url(base_url, feed, newest, ".json"),
+        archived=archived,
+        newest=newest.name,
     )
 
 
@@ -190,11 +196,44 @@ def page_history(
     )
 
 
-def render_page(spec: FeedSpec, urls: FeedUrls, page: Page, history: History) -> dict[str, bytes]:
-    """One archive page as its Atom and JSON Feed documents, by file suffix."""
+@dataclass(frozen=True, slots=True)
+class Site:
+    """What an archive page's HTML twin depends on besides its page: the site's title and
+    the templates.  (Not the archive's size: that would change every page with every dump.)"""
+
+    title: str
+    templates: Path | None
+
+
+def render_page(
+    spec: FeedSpec,
+    urls: FeedUrls,
+    page: Page,
+    history: History,
+    *,
+    older: PageKey | None,
+    newer: PageKey | None,
+    site: Site,
+) -> dict[str, bytes]:
+    """One archive page as its Atom and JSON Feed documents and its web page, by suffix."""
+    from feedbridge.pages import ArchiveView, render_archive_page
     from feedbridge.render import render_atom, render_json
 
+    view = ArchiveView(
+        name=page.key.name,
+        older=f"{older.name}.html" if older else None,
+        newer=f"{newer.name}.html" if newer else None,
+    )
+    html = render_archive_page(
+        spec,
+        page.entries,
+        urls,
+        page=view,
+        site_title=site.title,
+        templates=site.templates,
+    )
     return {
         ".xml": render_atom(spec, page.entries, urls, history=history),
         ".json": render_json(spec, page.entries, urls, history=history),
+        ".html": html,
     }

@@ -25,6 +25,7 @@ from feedbridge.archive import (
     ARCHIVE_DIR,
     Page,
     PageKey,
+    Site,
     chain,
     cut_month,
     feed_history,
@@ -41,7 +42,8 @@ from feedbridge.publish import write_if_changed
 
 logger = logging.getLogger(__name__)
 
-SUFFIXES = (".xml", ".json")
+#: An archive page's Atom document, JSON Feed and web page.
+SUFFIXES = (".xml", ".json", ".html")
 #: Bodies cleaned per batch in a cold archive: bounds the memory a batch holds.
 BATCH = 2048
 #: Threads writing archive pages, and rendered pages waiting for them at most.
@@ -80,8 +82,9 @@ def _hash(data: object) -> str:
     return hashlib.sha256(json.dumps(data, ensure_ascii=False).encode()).hexdigest()
 
 
-def settings_fingerprint(spec: FeedSpec, urls: FeedUrls) -> str:
-    return _hash([__version__, asdict(spec), asdict(urls)])
+def settings_fingerprint(spec: FeedSpec, urls: FeedUrls, pages: str = "") -> str:
+    """What every page of a feed depends on (``pages``: the site title and templates)."""
+    return _hash([__version__, asdict(spec), asdict(urls), pages])
 
 
 def page_fingerprint(settings: str, rows: Sequence[Row], history: History) -> str:
@@ -131,11 +134,15 @@ class Archiver:
         base_url: str,
         load: Loader,
         *,
+        site: Site,
         progress: Progress = no_progress,
     ) -> None:
         self.index = index
         self.out = out
         self.base_url = base_url
+        self.site = site
+        #: What the pages' HTML depends on (the site title and templates' digest).
+        self.pages_key = ""
         self.load = load
         self.progress = progress
         #: The bar of the feeds archived whole in the current ``update``.
@@ -163,12 +170,16 @@ class Archiver:
             for r in self.index.db.execute(sql, (feed,))
         }
 
-    def newest(self, feed: str) -> PageKey | None:
+    def history(self, feed: str) -> History | None:
+        """A feed's links to its archive as its pages stand: the newest page, entries in all."""
         r = self.index.db.execute(
             "SELECT month, part FROM archive_pages WHERE feed = ? ORDER BY month DESC, part DESC",
             (feed,),
         ).fetchone()
-        return PageKey(r[0], r[1]) if r else None
+        total = self.index.db.execute(
+            "SELECT coalesce(sum(entries), 0) FROM archive_pages WHERE feed = ?", (feed,)
+        ).fetchone()[0]
+        return feed_history(self.base_url, feed, PageKey(r[0], r[1]) if r else None, total)
 
     # -- rows -------------------------------------------------------------------------------
 
@@ -253,17 +264,21 @@ class Archiver:
 
     # -- the pass ---------------------------------------------------------------------------
 
-    def update(self, feeds: Sequence[FeedSpec], now: int, skip: Iterable[str] = ()) -> Outcome:
+    def update(
+        self, feeds: Sequence[FeedSpec], now: int, skip: Iterable[str] = (), *, pages: str = ""
+    ) -> Outcome:
         """Bring the archives of ``feeds`` up to date; feeds showing a source in ``skip`` (a
         folder the scan could not read) keep theirs as they are.  Archives of feeds that are
         gone or no longer archived are removed."""
         outcome = Outcome()
+        self.pages_key = pages
         last, dirty = self._dirty()
         states = self._feeds()
         skipped = set(skip)
         names = {spec.name for spec in feeds if spec.archive}
         settings = {
-            spec.name: settings_fingerprint(spec, feed_urls(spec, self.base_url)) for spec in feeds
+            spec.name: settings_fingerprint(spec, feed_urls(spec, self.base_url), pages)
+            for spec in feeds
         }
         whole = [
             spec
@@ -282,12 +297,10 @@ class Archiver:
                 outcome.histories[spec.name] = None
                 continue
             if skipped & set(spec.sources):
-                outcome.histories[spec.name] = feed_history(
-                    self.base_url, spec.name, self.newest(spec.name)
-                )
+                outcome.histories[spec.name] = self.history(spec.name)
                 continue
-            newest = self._feed(spec, now, dirty, states.get(spec.name), outcome)
-            outcome.histories[spec.name] = feed_history(self.base_url, spec.name, newest)
+            self._feed(spec, now, dirty, states.get(spec.name), outcome)
+            outcome.histories[spec.name] = self.history(spec.name)
             outcome.sources.update(spec.sources)
         self.bar.close()
         with self.index.writer, transaction(self.index.db):
@@ -308,7 +321,7 @@ class Archiver:
         outcome: Outcome,
     ) -> PageKey | None:
         urls = feed_urls(spec, self.base_url)
-        settings = settings_fingerprint(spec, urls)
+        settings = settings_fingerprint(spec, urls, self.pages_key)
         stored = self._pages(spec.name)
         whole = state is None or state[0] != settings
         if whole:
@@ -414,13 +427,18 @@ class Archiver:
                 paths = [folder / f"{key.name}{suffix}" for suffix in SUFFIXES]
                 old = stored.get(key)
                 if old is None or old.fingerprint != fp or old.files != _signature(paths):
-                    for suffix, data in render_page(spec, urls, pages[key], history).items():
+                    documents = render_page(
+                        spec, urls, pages[key], history, older=older, newer=newer, site=self.site
+                    )
+                    for suffix, data in documents.items():
                         writes.submit(folder / f"{key.name}{suffix}", data)
-                states.append((spec.name, key.month, key.part, fp, *_names(links[key]), paths))
-        rows = [(*state[:4], json.dumps(_signature(state[6])), *state[4:6]) for state in states]
+                count = len(pages[key].entries)
+                names = _names(links[key])
+                states.append((spec.name, key.month, key.part, fp, *names, count, paths))
+        rows = [(*state[:4], json.dumps(_signature(state[7])), *state[4:7]) for state in states]
         with self.index.writer, transaction(self.index.db):
             self.index.db.executemany(
-                "INSERT OR REPLACE INTO archive_pages VALUES (?,?,?,?,?,?,?)", rows
+                "INSERT OR REPLACE INTO archive_pages VALUES (?,?,?,?,?,?,?,?)", rows
             )
 
     # -- removal ----------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 
 from feedbridge import __version__
+from feedbridge.archive import Site
 from feedbridge.archiver import Archiver
 from feedbridge.config import Config, feed_urls, resolve_feeds
 from feedbridge.index import DbRow, Index, Row, db_row, is_damage, row_warnings
@@ -33,6 +34,7 @@ from feedbridge.model import (
     Provenance,
     Rejection,
 )
+from feedbridge.pages import NEWEST, Headline, Listed, prepare, templates_digest
 from feedbridge.progress import Progress, no_progress
 from feedbridge.publish import write_if_changed
 from feedbridge.scan import (
@@ -52,6 +54,10 @@ from feedbridge.scan import (
 logger = logging.getLogger(__name__)
 
 FEED_FILES = ("atom.xml", "rss.xml", "feed.json")
+#: A feed's web page, beside its feeds: ``OUT/NAME/index.html``.
+PAGE_FILE = "index.html"
+#: Key of the index page's state among the feeds' (no feed can be named so).
+INDEX_PAGE = "index.html"
 #: How often a feed's selection is redone when its dumps change under the build's feet.
 _RESELECT = 3
 
@@ -79,11 +85,18 @@ class Target:
 
 
 def fingerprint(
-    spec: FeedSpec, urls: FeedUrls, rows: Sequence[Row], history: History | None = None
+    spec: FeedSpec,
+    urls: FeedUrls,
+    rows: Sequence[Row],
+    pages: str = "",
+    history: History | None = None,
 ) -> str:
-    """Everything a rendered feed depends on; equal fingerprints mean equal bytes."""
+    """Everything a rendered feed and its page depend on (``pages``: the site title and the
+    templates; ``history``: its link to the newest archive page); equal fingerprints mean
+    equal bytes."""
     data = [
         __version__,
+        pages,
         asdict(spec),
         asdict(urls),
         [(r.rel, r.size, r.mtime_ns, r.id, r.url, r.title, r.published) for r in rows],
@@ -120,6 +133,11 @@ def _signature(paths: Iterable[Path]) -> list[list[object]]:
         except FileNotFoundError:
             sig.append([p.name, None, None])
     return sig
+
+
+def _headlines(rows: Sequence[Row]) -> tuple[Headline, ...]:
+    """The newest entries of a feed as the index shows them (the same fields as its entries)."""
+    return tuple(Headline(r.title or "", r.url or "", r.published_at) for r in rows[:NEWEST])
 
 
 #: Below this many bodies to clean, forking workers costs more than it saves.
@@ -214,8 +232,19 @@ class Builder:
         #: RFC 5005 links of each feed to its newest archive page, as the last build left them.
         self.histories: dict[str, History | None] = {}
         self.archiver = Archiver(
-            index, target.out, target.base_url, self._contents, progress=progress
+            index,
+            target.out,
+            target.base_url,
+            self._contents,
+            site=Site(target.config.title, target.config.templates),
+            progress=progress,
         )
+        #: What every page depends on besides its feed: the site title and the templates.
+        self.pages_key = self._pages_key()
+
+    def _pages_key(self) -> str:
+        cfg = self.target.config
+        return json.dumps([cfg.title, templates_digest(cfg.templates)], ensure_ascii=False)
 
     # -- scanning ---------------------------------------------------------------------------
 
@@ -434,16 +463,20 @@ class Builder:
     def _build(
         self, root: RootListing, *, now: datetime, paths: Iterable[str] | None
     ) -> BuildReport:
-        from feedbridge.listing import render_index, render_opml
+        from feedbridge.listing import render_opml
 
         started = time.perf_counter()
+        self.pages_key = self._pages_key()  # templates may have changed since the last build
         feeds = resolve_feeds(self.target.config, root.sources)
         now_s = int(now.timestamp())
+        if paths is None and self.parallel and not self.index.feed_state():
+            prepare(self.target.config.templates)  # a first build: every page is to be made
         scanned, parsed, built = self.refresh(feeds, paths, now=now_s)
         scan_ms = (time.perf_counter() - started) * 1000
-        archives = self.archiver.update(feeds, now_s, skip=self.unreadable)
+        archives = self.archiver.update(feeds, now_s, skip=self.unreadable, pages=self.pages_key)
         self.histories = archives.histories
         state = self.index.feed_state()
+        index_state = state.pop(INDEX_PAGE, None)
         out = self.target.out
         plans = [self._plan(spec, now_s, state.get(spec.name)) for spec in feeds]
         # A feed that shows a folder the scan could not read is left as it is.
@@ -461,24 +494,24 @@ class Builder:
         if todo:
             self._prefetch(list(todo.values()))
         results: list[FeedResult] = []
-        listing: list[tuple[FeedSpec, FeedUrls, int]] = []
+        listing: list[Listed] = []
         keep: set[str] = set()
         written: list[str] = list(archives.written)
         for plan in plans:
-            result, rels = self._build_feed(plan, now_s)
+            result, rows = self._build_feed(plan, now_s)
             result = built.get(plan.spec.name, result) if plan.current else result
             results.append(result)
             written.extend(result.written)
-            keep.update(rels)
-            listing.append((plan.spec, plan.urls, result.entries))
+            keep.update(r.rel for r in rows)
+            history = self.histories.get(plan.spec.name)
+            listing.append(Listed(plan.spec, plan.urls, result.entries, _headlines(rows), history))
         removed = archives.removed + self._remove_stale(state, {spec.name for spec in feeds})
         title = self.target.config.title
-        for name, data in (
-            ("index.html", render_index(listing, title=title)),
-            ("feeds.opml", render_opml(listing, title=title)),
-        ):
-            if write_if_changed(out / name, data):
-                written.append(str(out / name))
+        if self._write_index_page(listing, index_state):
+            written.append(str(out / INDEX_PAGE))
+        opml = render_opml([(f.spec, f.urls, f.entries) for f in listing], title=title)
+        if write_if_changed(out / "feeds.opml", opml):
+            written.append(str(out / "feeds.opml"))
         self.index.prune_content(keep, sources=archives.sources)
         warnings = (*root.warnings, *(self.unreadable[s] for s in sorted(self.unreadable)))
         report = self._report(results, scanned, parsed, written, removed, now_s, warnings)
@@ -489,31 +522,66 @@ class Builder:
         )  # fmt: skip
         return report
 
+    def _write_index_page(
+        self, listing: list[Listed], previous: tuple[str, int, list[list[object]]] | None
+    ) -> bool:
+        """Render ``OUT/index.html`` unless what it shows is unchanged (jinja2 is not even
+        imported then); True if it was written."""
+        from feedbridge.pages import index_fingerprint, render_index_page
+
+        cfg = self.target.config
+        path = self.target.out / INDEX_PAGE
+        fp = index_fingerprint(listing, title=cfg.title, templates_key=self.pages_key)
+        if previous and previous[0] == fp and previous[2] == _signature([path]):
+            return False
+        page = render_index_page(listing, title=cfg.title, templates=cfg.templates)
+        written = write_if_changed(path, page)
+        self.index.store_feed(INDEX_PAGE, fp, len(listing), _signature([path]))
+        return written
+
     def _plan(
         self, spec: FeedSpec, now: int, previous: tuple[str, int, list[list[object]]] | None
     ) -> FeedPlan:
         urls = feed_urls(spec, self.target.base_url)
-        paths = [self.target.out / spec.name / name for name in FEED_FILES]
+        folder = self.target.out / spec.name
+        paths = [folder / name for name in (*FEED_FILES, PAGE_FILE)]
         rows = select(self.index, spec, now)
         current = bool(
             previous
-            and previous[0] == fingerprint(spec, urls, rows, self.histories.get(spec.name))
+            and previous[0]
+            == fingerprint(spec, urls, rows, self.pages_key, self.histories.get(spec.name))
             and previous[2] == _signature(paths)
         )
         return FeedPlan(spec, urls, paths, rows, current, previous[1] if previous else 0)
 
-    def _build_feed(self, plan: FeedPlan, now: int) -> tuple[FeedResult, list[str]]:
+    def _build_feed(self, plan: FeedPlan, now: int) -> tuple[FeedResult, list[Row]]:
+        """Render a feed's three files and its page (unless current); returns what it shows."""
         spec, urls, paths = plan.spec, plan.urls, plan.paths
         if plan.current:
-            return FeedResult(spec.name, plan.entries), [r.rel for r in plan.rows]
+            return FeedResult(spec.name, plan.entries), plan.rows
+        from feedbridge.pages import render_feed_page
         from feedbridge.render import render_atom, render_json, render_rss
 
         rows, entries = self._entries(spec, now, plan.rows)
         history = self.histories.get(spec.name)
-        fp = fingerprint(spec, urls, rows, history)
+        fp = fingerprint(spec, urls, rows, self.pages_key, history)
+        cfg = self.target.config
+        documents = (
+            render_atom(spec, entries, urls, history=history),
+            render_rss(spec, entries, urls, history=history),
+            render_json(spec, entries, urls, history=history),
+            render_feed_page(
+                spec,
+                entries,
+                urls,
+                site_title=cfg.title,
+                templates=cfg.templates,
+                history=history,
+            ),
+        )
         written = []
-        for path, render in zip(paths, (render_atom, render_rss, render_json), strict=True):
-            if write_if_changed(path, render(spec, entries, urls, history=history)):
+        for path, data in zip(paths, documents, strict=True):
+            if write_if_changed(path, data):
                 written.append(str(path))
         self.index.store_feed(spec.name, fp, len(entries), _signature(paths))
         if written:
@@ -523,14 +591,14 @@ class Builder:
                 len(entries),
                 ", ".join(Path(p).name for p in written),
             )
-        return FeedResult(spec.name, len(entries), tuple(written)), [r.rel for r in rows]
+        return FeedResult(spec.name, len(entries), tuple(written)), rows
 
     def _remove_stale(self, state: Mapping[str, object], current: set[str]) -> list[str]:
         """Delete the files of feeds that no longer exist (only files feedbridge wrote)."""
         removed: list[str] = []
         for name in sorted(set(state) - current):
             folder = self.target.out / name
-            for file in FEED_FILES:
+            for file in (*FEED_FILES, PAGE_FILE):
                 path = folder / file
                 if path.exists():
                     path.unlink()

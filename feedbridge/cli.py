@@ -180,8 +180,8 @@ def build(
 ) -> None:
     """Regenerate every feed once and exit.
 
-    Writes OUT/NAME/atom.xml, rss.xml and feed.json for every feed, plus OUT/index.html and
-    OUT/feeds.opml; files whose bytes would not change are not touched.
+    Writes OUT/NAME/atom.xml, rss.xml, feed.json and index.html (its page) for every feed,
+    plus OUT/index.html and OUT/feeds.opml; files whose bytes would not change are not touched.
     """
     from feedbridge.app import run_build
 

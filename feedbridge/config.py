@@ -21,7 +21,7 @@ _NAME = re.compile(r"[^/\\\x00-\x1f]+")
 
 TOP_KEYS = {
     "title", "base_url", "dumps", "out", "state_dir", "pattern", "limit", "max_bytes",
-    "auto_feeds", "interval", "serve", "feeds", "archive",
+    "auto_feeds", "interval", "serve", "feeds", "archive", "templates",
 }  # fmt: skip
 FEED_KEYS = {"title", "sources", "link", "description", "language", "author", "limit", "archive"}
 
@@ -45,6 +45,8 @@ class Config:
     archive: bool = True
     feeds: tuple[FeedSpec, ...] = ()
     source: Path | None = None
+    #: Folder of page templates searched before the package's (see pages.py).
+    templates: Path | None = None
 
 
 def _fail(path: Path | None, message: str) -> ConfigError:
@@ -149,6 +151,7 @@ def parse_config(data: Mapping[str, Any], *, src: Path | None = None) -> Config:
         serve=_typed(data, "serve", str, "", src),
         archive=_flag(data, "archive", True, "", src),
         source=src,
+        templates=path("templates"),
     )
     if "auto_feeds" in data and not isinstance(data["auto_feeds"], bool):
         raise _fail(src, "auto_feeds must be true or false")

@@ -73,7 +73,7 @@ ARCHIVE_SCHEMA = """
     CREATE TABLE IF NOT EXISTS archive_pages (
         feed TEXT NOT NULL, month TEXT NOT NULL, part INTEGER NOT NULL,
         fingerprint TEXT NOT NULL, files TEXT NOT NULL, older TEXT NOT NULL,
-        newer TEXT NOT NULL, PRIMARY KEY (feed, month, part));
+        newer TEXT NOT NULL, entries INTEGER NOT NULL, PRIMARY KEY (feed, month, part));
     COMMIT;
 """
 

@@ -88,6 +88,9 @@ class History:
     next_atom: str | None = None
     self_atom: str | None = None
     self_json: str | None = None
+    #: A feed's: how many entries its archive pages hold in all; the newest page's name.
+    archived: int = 0
+    newest: str | None = None
 
     @property
     def is_archive(self) -> bool:

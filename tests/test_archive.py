@@ -164,6 +164,50 @@ def test_feeds_link_to_the_newest_archive_page(corpus_build: tuple[Path, Path]) 
     )
 
 
+def walk_html(out: Path, feed: str) -> list[tuple[str, str]]:
+    """(title, link) of every entry met following the archive link of the feed's web page and
+    then every "older" link, checking that every link on the way leads to a page."""
+    from bs4 import BeautifulSoup
+
+    folder = out / feed
+    soup = BeautifulSoup((folder / "index.html").read_text("utf-8"), "html.parser")
+    link = soup.select_one("p.archive a")
+    assert link is not None
+    total = int(link.text.split("archive, ")[1].split()[0])
+    path = (folder / str(link["href"])).resolve()
+    got: list[tuple[str, str]] = []
+    seen: set[Path] = set()
+    newer: Path | None = None
+    while True:
+        assert path.is_file() and path not in seen, path
+        seen.add(path)
+        page = BeautifulSoup(path.read_text("utf-8"), "html.parser")
+        got.extend((str(a.text), str(a["href"])) for a in page.select("li.entry h3 a"))
+        for a in page.select("nav a"):
+            target = (path.parent / str(a["href"])).resolve()
+            assert (target / "index.html" if a["href"].endswith("/") else target).is_file(), a
+        back = page.select_one("nav.pager a[rel=next]")
+        assert (newer is None) == (back is None)
+        assert back is None or (path.parent / str(back["href"])).resolve() == newer
+        older = page.select_one("nav.pager a[rel=prev]")
+        if older is None:
+            break
+        newer, path = path, (path.parent / str(older["href"])).resolve()
+    assert len(seen) == len(list((out / feed / "archive").glob("*.xml")))
+    assert len(got) == total
+    return got
+
+
+def test_the_web_archive_is_one_chain_from_the_feed_page(corpus_build: tuple[Path, Path]) -> None:
+    dumps, out = corpus_build
+    for folder in sorted(p for p in dumps.iterdir() if p.is_dir()):
+        want = expected_entries(folder, limit=10**9)
+        got = walk_html(out, folder.name)
+        assert sorted(url for _, url in got) == sorted(e.url for e in want)
+    index = (out / "index.html").read_text("utf-8")
+    assert f'href="voa/archive/{walk_atom(out, "voa")[0][0].stem}.html"' in index
+
+
 # -- a generated archive, changed the common ways ------------------------------------------
 
 
@@ -233,11 +277,14 @@ def test_common_changes_touch_only_their_pages(generated: Path, tmp_path: Path) 
     changed = _changed(before, after)
     newest_page = str(pages[0].relative_to(out))
     assert changed == {
+        "index.html",  # the newest titles
+        "voa/index.html",
         "voa/atom.xml",
         "voa/rss.xml",
         "voa/feed.json",
         newest_page,
         newest_page.replace(".xml", ".json"),
+        newest_page.replace(".xml", ".html"),
     }, changed
 
     # 2. An old dump edited: only pages of its month.
@@ -253,9 +300,9 @@ def test_common_changes_touch_only_their_pages(generated: Path, tmp_path: Path) 
     # month lost a page).
     old.path.unlink()
     before, after = after, (build(dumps, out, state=state, now=now), snapshot(out))[1]
-    changed = _changed(before, after)
+    changed = _changed(before, after) - {"index.html", "voa/index.html"}  # the count in all
     months = {name.split("/")[-1][:7] for name in changed}
-    assert month in months and len(changed) <= 8, changed
+    assert month in months and len(changed) <= 9, changed
     assert all(name.startswith("voa/archive/") for name in changed), changed
 
     # 4. A from-scratch build gives the same bytes.
@@ -282,13 +329,16 @@ def test_a_new_month_rewrites_only_the_page_before_it_besides(tmp_path: Path) ->
     build(dumps, out, state=state)
     changed = _changed(before, snapshot(out))
     assert changed == {
-        "index.html",  # the count of entries
+        "index.html",
+        "s/index.html",
         "s/atom.xml",
         "s/rss.xml",
         "s/feed.json",
         "s/archive/2024-03-1.xml",  # gains its next-archive link
+        "s/archive/2024-03-1.html",  # and its link to the newer page
         "s/archive/2024-06-1.xml",
         "s/archive/2024-06-1.json",
+        "s/archive/2024-06-1.html",
     }, changed
     assert [p.name for p, _ in walk_atom(out, "s")] == [
         "2024-06-1.xml",

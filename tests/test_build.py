@@ -46,6 +46,7 @@ def test_one_feed_per_source(built: tuple[Path, Path]) -> None:
             "archive",
             "atom.xml",
             "feed.json",
+            "index.html",
             "rss.xml",
         ]
     assert (out / "index.html").is_file() and (out / "feeds.opml").is_file()
@@ -189,6 +190,10 @@ def test_cold_build_is_byte_identical(tmp_path: Path) -> None:
     assert a == b
 
 
+#: The archive documents of the month of voa/1009500.md.
+ARCHIVED = ("archive/2025-01-1.xml", "archive/2025-01-1.json", "archive/2025-01-1.html")
+
+
 def test_edited_dump_changes_exactly_its_feeds(tmp_path: Path) -> None:
     dumps = make_corpus(tmp_path / "dumps")
     out = tmp_path / "out"
@@ -201,10 +206,14 @@ def test_edited_dump_changes_exactly_its_feeds(tmp_path: Path) -> None:
     report = build(dumps, out, config)
     after = snapshot(out)
     changed = sorted(k for k in after if after[k] != before.get(k))
-    files = ("atom.xml", "feed.json", "rss.xml", "archive/2025-01-1.xml", "archive/2025-01-1.json")
-    assert changed == sorted(f"{feed}/{f}" for feed in ("voa", "combined") for f in files)
+    # the feeds, pages and archive month of both feeds, and the index (voa's newest titles)
+    files = ("atom.xml", "feed.json", "index.html", "rss.xml", *ARCHIVED)
+    assert changed == sorted(
+        ["index.html"] + [f"{feed}/{f}" for feed in ("voa", "combined") for f in files]
+    )
     assert sorted(report.written) == sorted(str(out / c) for c in changed)
-    assert "就职日看点（更新）" in (out / "voa" / "atom.xml").read_text("utf-8")
+    for page in ("voa/atom.xml", "voa/index.html", "index.html"):
+        assert "就职日看点（更新）" in (out / page).read_text("utf-8")
 
 
 def test_deleted_dump_leaves_its_feed(tmp_path: Path) -> None:
@@ -226,6 +235,7 @@ def test_removed_source_removes_its_feed(tmp_path: Path) -> None:
     assert sorted(Path(p).name for p in report.removed if "/archive/" not in p) == [
         "atom.xml",
         "feed.json",
+        "index.html",
         "rss.xml",
     ]
     assert {Path(p).parent.name for p in report.removed} == {"ft", "archive"}

@@ -46,6 +46,7 @@ def test_golden_covers_every_format() -> None:
         "voa/atom.xml",
         "voa/rss.xml",
         "voa/feed.json",
+        "voa/index.html",
         "all/atom.xml",
         "rfi/feed.json",
     } <= names

@@ -267,8 +267,8 @@ def test_in_memory_index_works(tmp_path: Path) -> None:
 
 
 def test_no_build_imports_what_it_does_not_need(tmp_path: Path) -> None:
-    """A build with nothing to render does not import feedgen, lxml, nh3, feedparser, bs4 or
-    APScheduler, nor what only fallbacks need (start-up time is part of every build)."""
+    """A build with nothing to render does not import feedgen, lxml, nh3, feedparser, bs4,
+    jinja2 or APScheduler, nor what only fallbacks need (start-up time is part of every build)."""
     out, state = tmp_path / "out", tmp_path / "state"
     build(EXAMPLES, out, state=state)
     code = (
@@ -278,7 +278,8 @@ def test_no_build_imports_what_it_does_not_need(tmp_path: Path) -> None:
         "try:\n    runpy.run_module('feedbridge', run_name='__main__')\n"
         "except SystemExit as e:\n    assert not e.code, e.code\n"
         "heavy = {'feedgen', 'lxml', 'nh3', 'feedparser', 'bs4', 'apscheduler', 'watchfiles',"
-        " 'whitenoise', 'waitress', 'http.client', 'email.utils', 'multiprocessing.pool'}\n"
+        " 'whitenoise', 'waitress', 'http.client', 'email.utils', 'multiprocessing.pool',"
+        " 'jinja2'}\n"
         "print(sorted(m for m in heavy if m in sys.modules))\n"
     )
     result = subprocess.run(
