@@ -49,12 +49,12 @@ def run(cmd: list[str], cwd: Path | None = None) -> Sample:
     _, status, usage = os.wait4(proc.pid, 0)
     elapsed = time.perf_counter() - started
     err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-    if os.waitstatus_to_exitcode(status) not in (0, 1):
+    if os.waitstatus_to_exitcode(status) not in (0, 1) or "Traceback" in err:
         raise SystemExit(f"{cmd} failed: {err[-2000:]}")
     after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    # RUSAGE_CHILDREN holds the largest of every process waited for (workers included).
-    child = after / 1024 if after > max(before, usage.ru_maxrss) else float("nan")
-    return Sample(elapsed, usage.ru_maxrss / 1024, child)
+    # RUSAGE_CHILDREN: the largest process waited for so far, the build's workers included.
+    largest = after / 1024 if after > before else usage.ru_maxrss / 1024
+    return Sample(elapsed, usage.ru_maxrss / 1024, largest)
 
 
 def warm(dumps: Path) -> None:
@@ -159,7 +159,7 @@ def cold_builds(dumps: Path, work: Path, runs: int) -> dict[str, str]:
                 cmd[at:at] = ["--config", str(extra[0])]
             s = run(cmd)
             rows[label] = (
-                f"{s.seconds:,.1f} s, {s.rss_mb:.0f} MB (largest worker {s.child_mb:.0f} MB)"
+                f"{s.seconds:,.1f} s, {s.rss_mb:.0f} MB (largest process {s.child_mb:.0f} MB)"
             )
             print(label, rows[label], flush=True)
     return rows
