@@ -246,14 +246,14 @@ class Archiver:
         for source, published, entry_id in dirty:
             if source not in sources:
                 continue
-            if published is not None and published <= now:
+            if published is not None and published <= max(now, seen):
                 months.add(month_of(Row("", "", 0, 0, published=published).published_at))
             if entry_id is not None:
                 ids.add(entry_id)
-        if now > seen:  # dumps whose time has come since
+        if now != seen:  # dumps whose time has come since (or, with a clock set back, not yet)
             sql = "SELECT * FROM dumps WHERE source = ? AND published > ? AND published <= ?"
             for source in spec.sources:
-                for row in self._rows(sql, (source, seen, now)):
+                for row in self._rows(sql, (source, min(seen, now), max(seen, now))):
                     months.add(month_of(row.published_at))
                     ids.add(row.id or "")
         if ids:

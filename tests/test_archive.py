@@ -483,3 +483,24 @@ def test_a_broken_body_found_by_the_archive_is_a_rejection_and_left_out(tmp_path
     assert [Path(r.path).name for r in report.rejected] == ["0.md"]
     ids = sorted(e[0] for e in archived_entries(tmp_path / "out", "s"))
     assert ids == [f"https://example.org/{i}" for i in (1, 2, 3)]
+
+
+def test_a_clock_set_back_takes_entries_out_again(tmp_path: Path) -> None:
+    dumps = tmp_path / "dumps"
+    (dumps / "s").mkdir(parents=True)
+    for i in range(3):
+        when = datetime(2024, 1 + i, 10, tzinfo=UTC)
+        _write_dump(dumps / "s" / f"{i}.md", f"https://example.org/{i}", f"t{i}", when)
+    out, state = tmp_path / "out", tmp_path / "state"
+    build(dumps, out, state=state, now=datetime(2024, 6, 1, tzinfo=UTC))
+    earlier = datetime(2024, 2, 20, tzinfo=UTC)
+    build(dumps, out, state=state, now=earlier)
+    assert [e[0] for e in archived_entries(out, "s")] == [
+        "https://example.org/1",
+        "https://example.org/0",
+    ]
+    fresh = tmp_path / "fresh"
+    build(dumps, fresh, state=tmp_path / "fresh-state", now=earlier)
+    assert {k: v[0] for k, v in snapshot(fresh).items()} == {
+        k: v[0] for k, v in snapshot(out).items()
+    }
