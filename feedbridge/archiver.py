@@ -29,12 +29,14 @@ from feedbridge.archive import (
     chain,
     cut_month,
     feed_history,
+    fit,
     month_bounds,
     month_of,
     page_history,
     render_page,
 )
 from feedbridge.config import feed_urls
+from feedbridge.errors import CorruptIndexError
 from feedbridge.index import Index, Row, from_db, transaction
 from feedbridge.model import Content, Entry, FeedSpec, FeedUrls, History
 from feedbridge.progress import Bar, Progress, no_progress
@@ -397,7 +399,9 @@ class Archiver:
                     entries = [_entry(r, contents[r.rel]) for r in good]
                     by_id = {r.id: r for r in good}
                     for page in cut_month(m, entries, [r.rel for r in good]):
-                        pages[page.key] = page
+                        # Only the key: bodies are read again from the cache when the page is
+                        # rendered, so a first build never holds a whole feed's bodies.
+                        pages[page.key] = Page(page.key, ())
                         page_rows[page.key] = [by_id[e.id] for e in page.entries]
                     bar.update(len(shown[m]))
                 batch, size = [], 0
@@ -428,11 +432,12 @@ class Archiver:
                 old = stored.get(key)
                 if old is None or old.fingerprint != fp or old.files != _signature(paths):
                     documents = render_page(
-                        spec, urls, pages[key], history, older=older, newer=newer, site=self.site
-                    )
+                        spec, urls, self._page(key, page_rows[key]), history,
+                        older=older, newer=newer, site=self.site,
+                    )  # fmt: skip
                     for suffix, data in documents.items():
                         writes.submit(folder / f"{key.name}{suffix}", data)
-                count = len(pages[key].entries)
+                count = len(page_rows[key])
                 names = _names(links[key])
                 states.append((spec.name, key.month, key.part, fp, *names, count, paths))
         rows = [(*state[:4], json.dumps(_signature(state[7])), *state[4:7]) for state in states]
@@ -440,6 +445,14 @@ class Archiver:
             self.index.db.executemany(
                 "INSERT OR REPLACE INTO archive_pages VALUES (?,?,?,?,?,?,?,?)", rows
             )
+
+    def _page(self, key: PageKey, rows: list[Row]) -> Page:
+        """A page with its entries, their bodies from the cache (``_cut`` just filled it)."""
+        contents = self.index.contents(rows)
+        missing = [r.rel for r in rows if r.rel not in contents]
+        if missing:  # the cache lost them (it cannot: nothing prunes it mid-build)
+            raise CorruptIndexError(f"cleaned bodies vanished from the index: {missing[:3]}")
+        return Page(key, tuple(fit(_entry(r, contents[r.rel]))[0] for r in rows))
 
     # -- removal ----------------------------------------------------------------------------
 
