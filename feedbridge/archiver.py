@@ -324,13 +324,17 @@ class Archiver:
     ) -> PageKey | None:
         urls = feed_urls(spec, self.base_url)
         settings = settings_fingerprint(spec, urls, self.pages_key)
-        stored = self._pages(spec.name)
         whole = state is None or state[0] != settings
         if whole:
             shown = self._all_rows(spec, now)
         else:
             assert state is not None
-            shown = self._month_rows(spec, self._touched(spec, dirty, state[1], now), now)
+            touched = self._touched(spec, dirty, state[1], now)
+            if not touched:  # nothing of this feed changed: its pages stand
+                self._seen(spec.name, settings, now)
+                return None
+            shown = self._month_rows(spec, touched, now)
+        stored = self._pages(spec.name)
         pages: dict[PageKey, Page] = {}
         page_rows: dict[PageKey, list[Row]] = {}
         for attempt in range(_RETRIES):
@@ -353,10 +357,8 @@ class Archiver:
             outcome.removed.extend(self._unlink(spec.name, key))
         if whole:
             outcome.removed.extend(self._sweep(spec.name, {*kept, *pages}))
+        self._seen(spec.name, settings, now)
         with self.index.writer, transaction(self.index.db):
-            self.index.db.execute(
-                "INSERT OR REPLACE INTO archive_feeds VALUES (?,?,?)", (spec.name, settings, now)
-            )
             gone = set(stored) - set(kept) - set(pages)
             self.index.db.executemany(
                 "DELETE FROM archive_pages WHERE feed = ? AND month = ? AND part = ?",
@@ -364,6 +366,13 @@ class Archiver:
             )
         ordered = [key for key, _, _ in chain([*kept, *pages])]
         return ordered[-1] if ordered else None
+
+    def _seen(self, feed: str, settings: str, now: int) -> None:
+        """Record that a feed's archive is current with these settings at ``now``."""
+        with self.index.writer:
+            self.index.db.execute(
+                "INSERT OR REPLACE INTO archive_feeds VALUES (?,?,?)", (feed, settings, now)
+            )
 
     def _cut(
         self,
