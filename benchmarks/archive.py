@@ -153,11 +153,7 @@ def cold_builds(dumps: Path, work: Path, runs: int) -> dict[str, str]:
             out, state = work / "out", work / "state"
             shutil.rmtree(out, ignore_errors=True)
             shutil.rmtree(state, ignore_errors=True)
-            cmd = build_cmd(dumps, out, state)
-            if extra:
-                at = cmd.index("build") + 1
-                cmd[at:at] = ["--config", str(extra[0])]
-            s = run(cmd)
+            s = run(build_cmd(dumps, out, state, *extra))
             rows[label] = (
                 f"{s.seconds:,.1f} s, {s.rss_mb:.0f} MB (largest process {s.child_mb:.0f} MB)"
             )
