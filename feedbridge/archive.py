@@ -71,28 +71,19 @@ def month_bounds(month: str) -> tuple[int, int]:
     return int(start.timestamp()), int(end.timestamp())
 
 
-def _xml_cost(text: str) -> int:
-    """UTF-8 bytes of ``text`` as XML character data (``& < >`` escaped)."""
-    return (
-        len(text.encode("utf-8", "surrogatepass"))
-        + 4 * text.count("&")
-        + 3 * (text.count("<") + text.count(">"))
-    )
-
-
 #: Characters JSON writes as six-byte escapes (``\\n``, ``\\r``, ``\\t`` take two).
-_JSON_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
-
-
-def _json_cost(text: str) -> int:
-    """UTF-8 bytes of ``text`` as a JSON string (quotes, backslashes, controls escaped)."""
-    short = sum(text.count(c) for c in '"\\\n\r\t')
-    controls = 5 * len(_JSON_CONTROL.findall(text))
-    return len(text.encode("utf-8", "surrogatepass")) + short + controls
+_JSON_CONTROL = re.compile(b"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
 
 def _cost(text: str) -> int:
-    return max(_xml_cost(text), _json_cost(text))
+    """UTF-8 bytes of ``text`` once escaped, as XML character data (``& < >``) or as a JSON
+    string (quotes, backslashes, controls), whichever is larger."""
+    data = text.encode("utf-8", "surrogatepass")
+    xml = 4 * data.count(b"&") + 3 * (data.count(b"<") + data.count(b">"))
+    json = sum(data.count(c) for c in (b'"', b"\\", b"\n", b"\r", b"\t"))
+    if _JSON_CONTROL.search(data):
+        json += 5 * len(_JSON_CONTROL.findall(data))
+    return len(data) + max(xml, json)
 
 
 def entry_cost(entry: Entry) -> int:
@@ -118,6 +109,17 @@ def fit(entry: Entry) -> tuple[Entry, int]:
         return entry, cost
     small = replace(entry, content=replace(entry.content, html=""))
     return small, entry_cost(small)
+
+
+def shrink(entry: Entry) -> Entry:
+    """``fit(entry)[0]``, without measuring an entry that surely fits (no character takes
+    more than six bytes escaped): what rendering a page calls for each of its entries."""
+    c = entry.content
+    chars = len(c.html) + len(c.summary) + len(c.image or "")
+    chars += 2 * (len(entry.title) + len(entry.id) + len(entry.url) + len(c.author or ""))
+    if ENTRY_OVERHEAD + 6 * chars <= PAGE_BUDGET:
+        return entry
+    return fit(entry)[0]
 
 
 def _oldest_first(entry: Entry) -> tuple[datetime, str]:

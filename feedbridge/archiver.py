@@ -29,11 +29,11 @@ from feedbridge.archive import (
     chain,
     cut_month,
     feed_history,
-    fit,
     month_bounds,
     month_of,
     page_history,
     render_page,
+    shrink,
 )
 from feedbridge.config import feed_urls
 from feedbridge.errors import CorruptIndexError
@@ -461,7 +461,7 @@ class Archiver:
         missing = [r.rel for r in rows if r.rel not in contents]
         if missing:  # the cache lost them (it cannot: nothing prunes it mid-build)
             raise CorruptIndexError(f"cleaned bodies vanished from the index: {missing[:3]}")
-        return Page(key, tuple(fit(_entry(r, contents[r.rel]))[0] for r in rows))
+        return Page(key, tuple(shrink(_entry(r, contents[r.rel])) for r in rows))
 
     # -- removal ----------------------------------------------------------------------------
 

@@ -24,6 +24,7 @@ from feedbridge.archive import (
     fit,
     month_bounds,
     month_of,
+    shrink,
 )
 from feedbridge.config import Config, FeedSpec
 from feedbridge.model import Content, Entry
@@ -460,6 +461,10 @@ def test_an_entry_too_large_for_any_page_keeps_its_summary_not_its_body() -> Non
     assert cost == entry_cost(small) <= PAGE_BUDGET
     normal = _entry(2, datetime(2024, 1, 1, tzinfo=UTC))
     assert fit(normal) == (normal, entry_cost(normal))
+    assert shrink(huge) == small and shrink(normal) is normal
+    worst = _entry(3, datetime(2024, 1, 1, tzinfo=UTC), size=0)
+    worst = replace(worst, content=Content("\x01" * (PAGE_BUDGET // 6 - 1000), ""))
+    assert shrink(worst) is worst and fit(worst)[0] == worst  # the bound is safe
 
 
 def test_escaping_is_counted_in_a_page_budget() -> None:
