@@ -32,8 +32,10 @@ MAX_BYTES = 2 * 1024 * 1024
 #: Room left on a page for its head (title, links, author) besides its entries.
 HEAD_BYTES = 16 * 1024
 PAGE_BUDGET = MAX_BYTES - HEAD_BYTES
-#: At most this many entries on one page: pages a reader fetches in one go.
-MAX_ENTRIES = 200
+#: At most this many entries on one page, as many as a feed shows by default: the newest page
+#: is rendered again for every new dump, so its size is what a new dump costs (and a reader
+#: fetches a page in one go).
+MAX_ENTRIES = 50
 #: Bytes an entry costs besides its escaped fields (tags, dates, author, category).
 ENTRY_OVERHEAD = 1024
 

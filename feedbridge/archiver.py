@@ -18,6 +18,7 @@ from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 from feedbridge import __version__
@@ -47,10 +48,10 @@ logger = logging.getLogger(__name__)
 #: An archive page's Atom document, JSON Feed and web page.
 SUFFIXES = (".xml", ".json", ".html")
 #: Bodies cleaned per batch in a cold archive: bounds the memory a batch holds.
-BATCH = 2048
+BATCH = 1024
 #: Threads writing archive pages, and rendered pages waiting for them at most.
 _WRITERS = 8
-_PENDING = 16
+_PENDING = 6
 #: How often a feed's months are redone when dumps turn out bad as their bodies are read.
 _RETRIES = 3
 
@@ -249,7 +250,7 @@ class Archiver:
             if source not in sources:
                 continue
             if published is not None and published <= max(now, seen):
-                months.add(month_of(Row("", "", 0, 0, published=published).published_at))
+                months.add(month_of(datetime.fromtimestamp(published, UTC)))
             if entry_id is not None:
                 ids.add(entry_id)
         if now != seen:  # dumps whose time has come since (or, with a clock set back, not yet)

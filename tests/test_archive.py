@@ -256,8 +256,8 @@ def test_a_generated_archive_is_complete_and_every_page_fits(
         assert sorted(walk_json(out, folder.name)) == sorted(e.id for e in want)
     sizes = [p.stat().st_size for p in out.glob("*/archive/*")]
     assert max(sizes) <= MAX_BYTES
-    dense = sorted(p.name for p in (out / "dense" / "archive").glob("*.xml"))
-    assert dense == ["2024-03-1.xml", "2024-03-2.xml", "2024-03-3.xml"]
+    dense = {p.name for p in (out / "dense" / "archive").glob("*.xml")}
+    assert dense == {f"2024-03-{part}.xml" for part in range(1, 10)}  # 450 = 9 x 50
 
 
 def test_common_changes_touch_only_their_pages(generated: Path, tmp_path: Path) -> None:
@@ -451,7 +451,7 @@ def test_pages_of_a_month_are_bounded_and_newer_entries_never_move_older_ones() 
         assert sum(entry_cost(e) for e in page.entries) <= PAGE_BUDGET
         assert list(page.entries) == sorted(page.entries, key=lambda e: e.published, reverse=True)
     more = cut_month("2024-03", [*entries, _entry(1000, start + timedelta(days=20))])
-    assert more[:-1] == pages[:-1]
+    assert more[: len(pages) - 1] == pages[:-1]
 
 
 def test_an_entry_too_large_for_any_page_keeps_its_summary_not_its_body() -> None:
