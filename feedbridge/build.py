@@ -512,8 +512,9 @@ class Builder:
         opml = render_opml([(f.spec, f.urls, f.entries) for f in listing], title=title)
         if write_if_changed(out / "feeds.opml", opml):
             written.append(str(out / "feeds.opml"))
-        if not all(spec.archive for spec in feeds) or archives.removed:
-            # Archives keep every body they show cached; nothing to forget when all are archived.
+        if paths is None or not all(spec.archive for spec in feeds) or archives.removed:
+            # Archives keep every body they show cached: when every feed is archived, a build
+            # of a few paths (the daemon's) has nothing to forget and skips this whole-table pass.
             self.index.prune_content(keep, sources=archives.sources)
         warnings = (*root.warnings, *(self.unreadable[s] for s in sorted(self.unreadable)))
         report = self._report(results, scanned, parsed, written, removed, now_s, warnings)

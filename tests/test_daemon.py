@@ -238,7 +238,8 @@ def test_status_command(daemon: RunningDaemon) -> None:
 
 def _is_page(name: str) -> bool:
     stem, _, suffix = name.rpartition(".")
-    return suffix in ("xml", "json") and stem[:4].isdigit() and stem.rpartition("-")[2].isdigit()
+    kind = suffix in ("xml", "json", "html")
+    return kind and stem[:4].isdigit() and stem.rpartition("-")[2].isdigit()
 
 
 def test_state_lives_outside_out(daemon: RunningDaemon) -> None:
