@@ -136,22 +136,29 @@ def cut_month(month: str, entries: Iterable[Entry], order: Sequence[str] = ()) -
     ``order`` gives the tie-break for entries of the same second (their dumps' paths), in the
     order the entries are given; otherwise the entry id breaks ties.
     """
-    listed = list(entries)
-    keys = list(order) if order else [e.id for e in listed]
-    ranked = sorted(zip(listed, keys, strict=True), key=lambda p: (p[0].published, p[1]))
-    pages: list[list[Entry]] = []
+    listed = [fit(e) for e in entries]
+    keys = list(order) if order else [e.id for e, _ in listed]
+    items = [(e.published, key, cost) for (e, cost), key in zip(listed, keys, strict=True)]
+    return [
+        Page(PageKey(month, part), tuple(listed[i][0] for i in reversed(chunk)))
+        for part, chunk in enumerate(cut(items), start=1)
+    ]
+
+
+def cut(items: Sequence[tuple[datetime, str, int]]) -> list[list[int]]:
+    """``cut_month`` on (time, tie-break, cost) of each entry: the indices of the items on
+    each page, oldest first; what the archiver uses with sizes it has cached."""
+    ranked = sorted(range(len(items)), key=lambda i: items[i][:2])
+    pages: list[list[int]] = []
     size = 0
-    for given, _ in ranked:
-        entry, cost = fit(given)
+    for i in ranked:
+        cost = items[i][2]
         if not pages or len(pages[-1]) >= MAX_ENTRIES or size + cost > PAGE_BUDGET:
             pages.append([])
             size = 0
-        pages[-1].append(entry)
+        pages[-1].append(i)
         size += cost
-    return [
-        Page(PageKey(month, part), tuple(reversed(chunk)))
-        for part, chunk in enumerate(pages, start=1)
-    ]
+    return pages
 
 
 def chain(keys: Iterable[PageKey]) -> list[tuple[PageKey, PageKey | None, PageKey | None]]:

@@ -28,8 +28,9 @@ from feedbridge.archive import (
     PageKey,
     Site,
     chain,
-    cut_month,
+    cut,
     feed_history,
+    fit,
     month_bounds,
     month_of,
     page_history,
@@ -37,7 +38,6 @@ from feedbridge.archive import (
     shrink,
 )
 from feedbridge.config import feed_urls
-from feedbridge.errors import CorruptIndexError
 from feedbridge.index import Index, Row, from_db, transaction
 from feedbridge.model import Content, Entry, FeedSpec, FeedUrls, History
 from feedbridge.progress import Bar, Progress, no_progress
@@ -197,7 +197,8 @@ class Archiver:
         db.execute("DELETE FROM archive_ids")
         db.executemany("INSERT OR IGNORE INTO archive_ids VALUES (?)", ((i,) for i in ids))
         sql = (
-            "SELECT * FROM dumps WHERE id IN (SELECT id FROM archive_ids) AND published IS NOT NULL"
+            "SELECT dumps.* FROM archive_ids CROSS JOIN dumps INDEXED BY archive_dumps_id"
+            " ON dumps.id = archive_ids.id WHERE dumps.published IS NOT NULL"
         )
         return list(self._rows(sql, ()))
 
@@ -397,28 +398,56 @@ class Archiver:
                 size += len(shown[month])
                 if size < BATCH and i + 1 < len(months):
                     continue
-                rows = [r for m in batch for r in shown[m]]
-                contents = self.load(rows)
+                costs = self._costs([r for m in batch for r in shown[m]])
                 for m in batch:
                     for key in [k for k in pages if k.month == m]:
                         del pages[key]
                         page_rows.pop(key, None)
-                    good = [r for r in shown[m] if r.rel in contents]
+                    good = [r for r in shown[m] if r.rel in costs]
                     if len(good) < len(shown[m]):
                         failed.add(m)
-                    entries = [_entry(r, contents[r.rel]) for r in good]
-                    by_id = {r.id: r for r in good}
-                    for page in cut_month(m, entries, [r.rel for r in good]):
-                        # Only the key: bodies are read again from the cache when the page is
-                        # rendered, so a first build never holds a whole feed's bodies.
-                        pages[page.key] = Page(page.key, ())
-                        page_rows[page.key] = [by_id[e.id] for e in page.entries]
+                    items = [(r.published_at, r.rel, costs[r.rel]) for r in good]
+                    for part, chunk in enumerate(cut(items), start=1):
+                        # Only the key and rows: bodies are read from the cache when the page
+                        # is rendered, so a first build never holds a whole feed's bodies.
+                        key = PageKey(m, part)
+                        pages[key] = Page(key, ())
+                        page_rows[key] = [good[i] for i in reversed(chunk)]
                     bar.update(len(shown[m]))
                 batch, size = [], 0
         finally:
             if not whole:
                 bar.close()
         return failed
+
+    def _costs(self, rows: list[Row]) -> dict[str, int]:
+        """Each row's page cost (``archive.fit``), from the index when its file is unchanged,
+        else from its body (read and cleaned now if need be).  A row whose body cannot be had
+        is left out."""
+        db = self.index.db
+        wanted = {r.rel: (r.size, r.mtime_ns) for r in rows}
+        costs: dict[str, int] = {}
+        keys = list(wanted)
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            sql = (
+                "SELECT rel, size, mtime_ns, cost FROM archive_costs"
+                f" WHERE rel IN ({','.join('?' * len(chunk))})"
+            )
+            for rel, size, mtime_ns, cost in db.execute(sql, chunk):
+                if wanted.get(rel) == (size, mtime_ns) and type(cost) is int:
+                    costs[rel] = cost
+        need = [r for r in rows if r.rel not in costs]
+        if need:
+            contents = self.load(need)
+            new = [(r, fit(_entry(r, contents[r.rel]))[1]) for r in need if r.rel in contents]
+            with self.index.writer, transaction(db):
+                db.executemany(
+                    "INSERT OR REPLACE INTO archive_costs VALUES (?,?,?,?)",
+                    ((r.rel, r.size, r.mtime_ns, cost) for r, cost in new),
+                )
+            costs.update((r.rel, cost) for r, cost in new)
+        return costs
 
     def _publish(
         self,
@@ -459,10 +488,15 @@ class Archiver:
     def _page(self, key: PageKey, rows: list[Row]) -> Page:
         """A page with its entries, their bodies from the cache (``_cut`` just filled it)."""
         contents = self.index.contents(rows)
-        missing = [r.rel for r in rows if r.rel not in contents]
-        if missing:  # the cache lost them (it cannot: nothing prunes it mid-build)
-            raise CorruptIndexError(f"cleaned bodies vanished from the index: {missing[:3]}")
-        return Page(key, tuple(shrink(_entry(r, contents[r.rel])) for r in rows))
+        missing = [r for r in rows if r.rel not in contents]
+        if missing:  # cleaned once for its size, and since forgotten by the cache
+            contents.update(self.load(missing))
+        lost = [r.rel for r in rows if r.rel not in contents]
+        if lost:  # its body cannot be had any more: the index learnt why; next build redoes it
+            logger.warning("archive page %s: %d bodies could not be read", key.name, len(lost))
+        return Page(
+            key, tuple(shrink(_entry(r, contents[r.rel])) for r in rows if r.rel in contents)
+        )
 
     # -- removal ----------------------------------------------------------------------------
 

@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 
 #: Bump when the tables change; the index version also includes feedbridge's version, since
 #: cached content depends on the cleaning code.
-SCHEMA = 5
+SCHEMA = 7
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,10 +54,12 @@ class Row:
         return datetime.fromtimestamp(self.published or 0, UTC)
 
 
-#: Archive state (see ``feedbridge.archiver``): the pages written per feed, and a log of the
-#: (source, time, id) of every dump row stored or forgotten, filled by triggers (also in scan
-#: workers), so that a build knows which months of which feeds changed without a full scan.
-ARCHIVE_TABLES = ("archive_dirty", "archive_feeds", "archive_pages")
+#: Archive state (see ``feedbridge.archiver``): the pages written per feed, each entry's page
+#: cost, an index of dumps by entry id (the dumps sharing an id decide which one a page
+#: shows), and a log of the (source, time, id) of every dump row stored or forgotten, filled
+#: by triggers (also in scan workers), so that a build knows which months of which feeds
+#: changed without a full scan.
+ARCHIVE_TABLES = ("archive_dirty", "archive_feeds", "archive_pages", "archive_costs")
 ARCHIVE_SCHEMA = """
     BEGIN;
     CREATE TABLE IF NOT EXISTS archive_dirty (source TEXT NOT NULL, published INTEGER, id TEXT);
@@ -67,7 +69,12 @@ ARCHIVE_SCHEMA = """
     END;
     CREATE TRIGGER IF NOT EXISTS archive_dirty_forget AFTER DELETE ON dumps BEGIN
         INSERT INTO archive_dirty VALUES (OLD.source, OLD.published, OLD.id);
+        DELETE FROM archive_costs WHERE rel = OLD.rel;
     END;
+    CREATE INDEX IF NOT EXISTS archive_dumps_id ON dumps (id) WHERE id IS NOT NULL;
+    CREATE TABLE IF NOT EXISTS archive_costs (
+        rel TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
+        cost INTEGER NOT NULL) WITHOUT ROWID;
     CREATE TABLE IF NOT EXISTS archive_feeds (
         feed TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, seen INTEGER NOT NULL);
     CREATE TABLE IF NOT EXISTS archive_pages (
