@@ -15,14 +15,17 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 
 from feedbridge import __version__
+from feedbridge.archive import Site
+from feedbridge.archiver import Archiver
 from feedbridge.budget import Trim, fit
 from feedbridge.compress import twin_path
 from feedbridge.config import Config, feed_urls, resolve_feeds
 from feedbridge.errors import SourceError
-from feedbridge.index import DbRow, Index, Row, db_row, is_damage, row_warnings
+from feedbridge.index import DbRow, Index, Row, db_row, is_damage, pick, row_warnings
 from feedbridge.model import (
     BuildReport,
     Content,
@@ -31,6 +34,7 @@ from feedbridge.model import (
     FeedResult,
     FeedSpec,
     FeedUrls,
+    History,
     Provenance,
     Rejection,
 )
@@ -95,15 +99,23 @@ def fit_feed(
     return fit(entries, lambda chosen: render(spec, chosen, urls), spec.max_feed_bytes)
 
 
-def fingerprint(spec: FeedSpec, urls: FeedUrls, rows: Sequence[Row], pages: str = "") -> str:
+def fingerprint(
+    spec: FeedSpec,
+    urls: FeedUrls,
+    rows: Sequence[Row],
+    pages: str = "",
+    history: History | None = None,
+) -> str:
     """Everything a rendered feed and its page depend on (``pages``: the site title and the
-    templates); equal fingerprints mean equal bytes."""
+    templates; ``history``: its link to the newest archive page); equal fingerprints mean
+    equal bytes."""
     data = [
         __version__,
         pages,
         asdict(spec),
         asdict(urls),
         [(r.rel, r.size, r.mtime_ns, r.id, r.url, r.title, r.published) for r in rows],
+        asdict(history) if history else None,
     ]
     return hashlib.sha256(json.dumps(data, ensure_ascii=False).encode()).hexdigest()
 
@@ -111,20 +123,6 @@ def fingerprint(spec: FeedSpec, urls: FeedUrls, rows: Sequence[Row], pages: str 
 def select(index: Index, spec: FeedSpec, now: int) -> list[Row]:
     """The newest ``limit`` dumps of a feed, one per entry id (newest time, then later path)."""
     return pick(index.newest(spec.sources, now), spec.limit)
-
-
-def pick(newest_first: Iterable[Row], limit: int) -> list[Row]:
-    """The first ``limit`` rows with an entry id not seen before."""
-    chosen: list[Row] = []
-    seen: set[str | None] = set()
-    for row in newest_first:
-        if row.id in seen:
-            continue
-        seen.add(row.id)
-        chosen.append(row)
-        if len(chosen) >= limit:
-            break
-    return chosen
 
 
 def _signature(paths: Iterable[Path]) -> list[list[object]]:
@@ -147,6 +145,8 @@ def _headlines(rows: Sequence[Row]) -> tuple[Headline, ...]:
 
 #: Below this many bodies to clean, forking workers costs more than it saves.
 PARALLEL_MIN_BODIES = 64
+#: Bodies cleaned at once for archives: bounds the memory of a cold build.
+_BATCH = 4096
 
 
 def load_content(root: Path, row: Row, max_bytes: int) -> Content | Row | None:
@@ -234,6 +234,16 @@ class Builder:
         #: Source folders the last full scan could not read, and why: their feeds are left
         #: as they were (neither rebuilt from a partial view nor removed).
         self.unreadable: dict[str, str] = {}
+        #: RFC 5005 links of each feed to its newest archive page, as the last build left them.
+        self.histories: dict[str, History | None] = {}
+        self.archiver = Archiver(
+            index,
+            target.out,
+            target.base_url,
+            self._contents,
+            site=Site(target.config.title, target.config.templates),
+            progress=progress,
+        )
         #: What every page depends on besides its feed: the site title and the templates.
         self.pages_key = self._pages_key()
 
@@ -269,7 +279,10 @@ class Builder:
                 max_bytes=cfg.max_bytes,
                 parallel=self.parallel,
                 progress=self.progress,
-                after=None if now is None else SourceFeeds(self.target, tuple(feeds), now),
+                # Archived feeds link to their newest archive page, known only after the scan.
+                after=None
+                if now is None or any(spec.archive for spec in feeds)
+                else SourceFeeds(self.target, tuple(feeds), now),
             )
             built = {feed.name: feed for r in results for feed in r.built}
             rows: list[DbRow] = [row for r in results for row in r.rows]
@@ -375,13 +388,24 @@ class Builder:
         else:
             self.index.apply([new], [])
 
-    def _prefetch(self, rows: list[Row]) -> None:
+    def _contents(self, rows: list[Row]) -> dict[str, Content]:
+        """Cleaned bodies of ``rows`` by path: cached, or read and cleaned now (in parallel,
+        in batches).  A row whose body cannot be had is left out; the index learns why."""
+        found = self.index.contents(rows)
+        missing = [row for row in rows if row.rel not in found]
+        for start in range(0, len(missing), _BATCH):
+            batch = missing[start : start + _BATCH]
+            self._prefetch(batch, progress=no_progress)  # the archive's bar counts these
+            found.update(self.index.contents(batch))
+        return found
+
+    def _prefetch(self, rows: list[Row], progress: Progress | None = None) -> None:
         """Read and clean the bodies of many dumps at once, one process per core."""
         max_bytes = self.target.config.max_bytes
         jobs = [(self.target.dumps, row, max_bytes) for row in rows]
         workers = min(os.cpu_count() or 1, 8)
         loaded: list[Content | Row | None] = []
-        bar = self.progress(len(jobs), "cleaning", "entry")
+        bar = (progress or self.progress)(len(jobs), "cleaning", "entry")
         try:
             if self.parallel and workers > 1 and len(rows) >= PARALLEL_MIN_BODIES:
                 import multiprocessing
@@ -459,6 +483,8 @@ class Builder:
             prepare(self.target.config.templates)  # a first build: every page is to be made
         scanned, parsed, built = self.refresh(feeds, paths, now=now_s)
         scan_ms = (time.perf_counter() - started) * 1000
+        archives = self.archiver.update(feeds, now_s, skip=self.unreadable, pages=self.pages_key)
+        self.histories = archives.histories
         state = self.index.feed_state()
         index_state = state.pop(INDEX_PAGE, None)
         out = self.target.out
@@ -480,23 +506,27 @@ class Builder:
         results: list[FeedResult] = []
         listing: list[Listed] = []
         keep: set[str] = set()
-        written: list[str] = []
+        written: list[str] = list(archives.written)
         for plan in plans:
             result, rows = self._build_feed(plan, now_s)
             result = built.get(plan.spec.name, result) if plan.current else result
             results.append(result)
             written.extend(result.written)
             keep.update(r.rel for r in rows)
-            listing.append(Listed(plan.spec, plan.urls, result.entries, _headlines(rows)))
+            history = self.histories.get(plan.spec.name)
+            listing.append(Listed(plan.spec, plan.urls, result.entries, _headlines(rows), history))
         self._same_root()
-        removed = self._remove_stale(state, {spec.name for spec in feeds})
+        removed = archives.removed + self._remove_stale(state, {spec.name for spec in feeds})
         title = self.target.config.title
         if self._write_index_page(listing, index_state):
             written.append(str(out / INDEX_PAGE))
         opml = render_opml([(f.spec, f.urls, f.entries) for f in listing], title=title)
         if write_output(out / "feeds.opml", opml):
             written.append(str(out / "feeds.opml"))
-        self.index.prune_content(keep)
+        if paths is None or not all(spec.archive for spec in feeds) or archives.removed:
+            # Archives keep every body they show cached: when every feed is archived, a build
+            # of a few paths (the daemon's) has nothing to forget and skips this whole-table pass.
+            self.index.prune_content(keep, sources=archives.sources)
         warnings = (*root.warnings, *(self.unreadable[s] for s in sorted(self.unreadable)))
         report = self._report(results, scanned, parsed, written, removed, now_s, warnings)
         logger.debug(
@@ -541,7 +571,8 @@ class Builder:
         rows = select(self.index, spec, now)
         current = bool(
             previous
-            and previous[0] == fingerprint(spec, urls, rows, self.pages_key)
+            and previous[0]
+            == fingerprint(spec, urls, rows, self.pages_key, self.histories.get(spec.name))
             and previous[2] == _signature(paths)
         )
         return FeedPlan(spec, urls, paths, rows, current, previous[1] if previous else 0)
@@ -555,19 +586,25 @@ class Builder:
         from feedbridge.render import render_atom, render_json, render_rss
 
         rows, entries = self._entries(spec, now, plan.rows)
-        fp = fingerprint(spec, urls, rows, self.pages_key)
+        history = self.histories.get(spec.name)
+        fp = fingerprint(spec, urls, rows, self.pages_key, history)
         cfg = self.target.config
         trims = []
         feed_paths, page_path = paths[: len(FEED_FILES)], paths[len(FEED_FILES)]
         with Outputs() as outputs:
             renders = (render_atom, render_rss, render_json)
             for path, render in zip(feed_paths, renders, strict=True):
-                data, trim = fit_feed(spec, entries, urls, render)
+                data, trim = fit_feed(spec, entries, urls, partial(render, history=history))
                 if trim:
                     trims.append(f"{path.name}: {trim}")
                 outputs.add(path, data)
             page = render_feed_page(
-                spec, entries, urls, site_title=cfg.title, templates=cfg.templates
+                spec,
+                entries,
+                urls,
+                site_title=cfg.title,
+                templates=cfg.templates,
+                history=history,
             )
             outputs.add(page_path, page)
             changed = outputs.write()

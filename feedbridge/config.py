@@ -23,11 +23,12 @@ _NAME = re.compile(r"[^/\\\x00-\x1f]+")
 
 TOP_KEYS = {
     "title", "base_url", "dumps", "out", "state_dir", "pattern", "limit", "max_bytes",
-    "auto_feeds", "interval", "serve", "feeds", "hub", "max_feed_bytes", "templates",
+    "auto_feeds", "interval", "serve", "feeds", "hub", "max_feed_bytes", "archive",
+    "templates",
 }  # fmt: skip
 FEED_KEYS = {
     "title", "sources", "link", "description", "language", "author", "limit", "hub",
-    "max_feed_bytes",
+    "max_feed_bytes", "archive",
 }  # fmt: skip
 #: Each feed document's byte budget: what WebSub hubs and subscribers commonly accept as one
 #: notification (flask-websub's default body limit), above a 50-entry feed of full articles.
@@ -53,6 +54,8 @@ class Config:
     serve: str | None = None
     hubs: tuple[str, ...] = ()
     max_feed_bytes: int = DEFAULT_MAX_FEED_BYTES
+    #: Publish RFC 5005 archive documents of every feed (a feed's ``archive`` overrides).
+    archive: bool = True
     feeds: tuple[FeedSpec, ...] = ()
     source: Path | None = None
     #: Folder of page templates searched before the package's (see pages.py).
@@ -94,6 +97,13 @@ def _typed(table: Mapping[str, Any], key: str, kind: type, where: str, src: Path
         ok = isinstance(value, int | float) and not isinstance(value, bool)
     if not ok:
         raise _fail(src, f"{where}{key} must be {_TOML_TYPES[kind]}, not {toml_type(value)}")
+    return value
+
+
+def _flag(table: Mapping[str, Any], key: str, default: bool, where: str, src: Path | None) -> bool:
+    value = table.get(key, default)
+    if not isinstance(value, bool):
+        raise _fail(src, f"{where}{key} must be true or false")
     return value
 
 
@@ -195,6 +205,7 @@ def _feed(name: str, table: Any, defaults: Config, src: Path | None) -> FeedSpec
         author=_typed(table, "author", str, where, src),
         hubs=defaults.hubs if (hubs := _hubs(table, where, src)) is None else hubs,
         max_feed_bytes=_max_feed_bytes(table, where, src) or defaults.max_feed_bytes,
+        archive=_flag(table, "archive", defaults.archive, where, src),
     )
 
 
@@ -231,6 +242,7 @@ def parse_config(data: Mapping[str, Any], *, src: Path | None = None) -> Config:
         serve=_typed(data, "serve", str, "", src),
         hubs=_hubs(data, "", src) or (),
         max_feed_bytes=_max_feed_bytes(data, "", src) or DEFAULT_MAX_FEED_BYTES,
+        archive=_flag(data, "archive", True, "", src),
         source=src,
         templates=path("templates"),
     )
@@ -278,6 +290,7 @@ def resolve_feeds(config: Config, folders: Iterable[str]) -> list[FeedSpec]:
                     limit=config.limit,
                     hubs=config.hubs,
                     max_feed_bytes=config.max_feed_bytes,
+                    archive=config.archive,
                 )
     return [feeds[name] for name in sorted(feeds)]
 

@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 
 #: Bump when the tables change; the index version also includes feedbridge's version, since
 #: cached content depends on the cleaning code.
-SCHEMA = 4
+SCHEMA = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +53,36 @@ class Row:
     def published_at(self) -> datetime:
         return datetime.fromtimestamp(self.published or 0, UTC)
 
+
+#: Archive state (see ``feedbridge.archiver``): the pages written per feed, each entry's page
+#: cost, an index of dumps by entry id (the dumps sharing an id decide which one a page
+#: shows), and a log of the (source, time, id) of every dump row stored or forgotten, filled
+#: by triggers (also in scan workers), so that a build knows which months of which feeds
+#: changed without a full scan.
+ARCHIVE_SCHEMA = """
+    BEGIN;
+    CREATE TABLE IF NOT EXISTS archive_dirty (source TEXT NOT NULL, published INTEGER, id TEXT);
+    CREATE TRIGGER IF NOT EXISTS archive_dirty_store BEFORE INSERT ON dumps BEGIN
+        INSERT INTO archive_dirty SELECT source, published, id FROM dumps WHERE rel = NEW.rel;
+        INSERT INTO archive_dirty VALUES (NEW.source, NEW.published, NEW.id);
+    END;
+    CREATE TRIGGER IF NOT EXISTS archive_dirty_forget AFTER DELETE ON dumps BEGIN
+        INSERT INTO archive_dirty VALUES (OLD.source, OLD.published, OLD.id);
+        DELETE FROM archive_costs WHERE rel = OLD.rel;
+    END;
+    CREATE INDEX IF NOT EXISTS archive_dumps_id ON dumps (id) WHERE id IS NOT NULL;
+    CREATE TABLE IF NOT EXISTS archive_costs (
+        rel TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
+        cost INTEGER NOT NULL) WITHOUT ROWID;
+    CREATE TABLE IF NOT EXISTS archive_feeds (
+        feed TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, seen INTEGER NOT NULL,
+        boundary TEXT NOT NULL);
+    CREATE TABLE IF NOT EXISTS archive_pages (
+        feed TEXT NOT NULL, month TEXT NOT NULL, part INTEGER NOT NULL,
+        fingerprint TEXT NOT NULL, files TEXT NOT NULL, older TEXT NOT NULL,
+        newer TEXT NOT NULL, entries INTEGER NOT NULL, PRIMARY KEY (feed, month, part));
+    COMMIT;
+"""
 
 #: A Row as the ``dumps`` table stores it: plain values, cheap to send between processes.
 #: The last field, ``extra``, is None for the common dump (time from its epoch comment, no
@@ -160,7 +190,27 @@ _COLUMNS = {
     "dumps": ("rel", "source", "size", "mtime_ns", "id", "url", "title", "published", "extra"),
     "content": ("rel", "size", "mtime_ns", "html", "summary", "image", "author"),
     "feeds": ("name", "fingerprint", "entries", "files"),
-}
+    "archive_dirty": ("source", "published", "id"),
+    "archive_costs": ("rel", "size", "mtime_ns", "cost"),
+    "archive_feeds": ("feed", "fingerprint", "seen", "boundary"),
+    "archive_pages": (
+        "feed", "month", "part", "fingerprint", "files", "older", "newer", "entries",
+    ),
+}  # fmt: skip
+
+
+def pick(newest_first: Iterable[Row], limit: int) -> list[Row]:
+    """The first ``limit`` rows with an entry id not seen before."""
+    chosen: list[Row] = []
+    seen: set[str | None] = set()
+    for row in newest_first:
+        if row.id in seen:
+            continue
+        seen.add(row.id)
+        chosen.append(row)
+        if len(chosen) >= limit:
+            break
+    return chosen
 
 
 def is_damage(e: BaseException) -> bool:
@@ -344,6 +394,7 @@ class Index:
             COMMIT;
             """
         )
+        db.executescript(ARCHIVE_SCHEMA)
         db.execute("DELETE FROM meta")
         db.executemany("INSERT INTO meta VALUES (?, ?)", sorted(self._identity().items()))
 
@@ -430,6 +481,11 @@ class Index:
             return walks[0]
         return heapq.merge(*walks, key=_newest_key, reverse=True)
 
+    def count_shown(self, sources: Iterable[str], now: int) -> int:
+        """How many accepted dumps of these sources are dated up to ``now``."""
+        sql = "SELECT count(*) FROM dumps WHERE source = ? AND published <= ?"
+        return sum(self.db.execute(sql, (s, now)).fetchone()[0] for s in sorted(set(sources)))
+
     def future(self, now: int) -> list[Row]:
         sql = "SELECT * FROM dumps WHERE source = ? AND published > ? ORDER BY published, rel"
         walks = [self._rows(sql, (source, now)) for source in self.sources()]
@@ -474,6 +530,32 @@ class Index:
             raise CorruptIndexError(f"a row of the content table does not decode: {r!r:.200}")
         return Content(r[0], r[1], r[2], r[3])
 
+    def contents(self, rows: Iterable[Row]) -> dict[str, Content]:
+        """Cleaned bodies of many dumps at once, by path (those cleaned as the file is now)."""
+        wanted = {r.rel: (r.size, r.mtime_ns) for r in rows}
+        found: dict[str, Content] = {}
+        keys = list(wanted)
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            sql = (
+                "SELECT rel, size, mtime_ns, html, summary, image, author FROM content"
+                f" WHERE rel IN ({','.join('?' * len(chunk))})"
+            )
+            for rel, size, mtime_ns, *r in self.db.execute(sql, chunk):
+                if wanted.get(rel) != (size, mtime_ns):
+                    continue
+                if not (
+                    type(r[0]) is str
+                    and type(r[1]) is str
+                    and _str_or_none(r[2])
+                    and _str_or_none(r[3])
+                ):
+                    raise CorruptIndexError(
+                        f"a row of the content table does not decode: {r!r:.200}"
+                    )
+                found[rel] = Content(r[0], r[1], r[2], r[3])
+        return found
+
     def store_content(self, items: Iterable[tuple[Row, Content]]) -> None:
         if self.held is not None:
             self.held.contents.extend(items)
@@ -488,13 +570,23 @@ class Index:
             for feed in held.feeds:
                 self._insert_feed(*feed)
 
-    def prune_content(self, keep: Iterable[str]) -> None:
-        """Forget cleaned content no feed shows any more."""
+    def prune_content(self, keep: Iterable[str], *, sources: Iterable[str] = ()) -> None:
+        """Forget cleaned content no feed shows any more: neither in ``keep`` nor of a dump of
+        ``sources`` (the sources of archived feeds, whose every body is published)."""
+        archived = sorted(set(sources))
         with self.writer, transaction(self.db):
+            self.db.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS keep_sources (source TEXT PRIMARY KEY)"
+            )
+            self.db.execute("DELETE FROM keep_sources")
+            self.db.executemany("INSERT INTO keep_sources VALUES (?)", ((s,) for s in archived))
             self.db.execute("CREATE TEMP TABLE IF NOT EXISTS keep (rel TEXT PRIMARY KEY)")
             self.db.execute("DELETE FROM keep")
             self.db.executemany("INSERT OR IGNORE INTO keep VALUES (?)", ((k,) for k in keep))
-            self.db.execute("DELETE FROM content WHERE rel NOT IN (SELECT rel FROM keep)")
+            self.db.execute(
+                "DELETE FROM content WHERE rel NOT IN (SELECT rel FROM keep)"
+                " AND substr(rel, 1, instr(rel, '/') - 1) NOT IN (SELECT source FROM keep_sources)"
+            )
 
     # -- rendered feeds ---------------------------------------------------------------------
 

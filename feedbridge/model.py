@@ -61,6 +61,8 @@ class FeedSpec:
     sources: tuple[str, ...]
     limit: int = 50
     link: str | None = None
+    #: Whether the feed's whole history is published as RFC 5005 archive documents.
+    archive: bool = True
     description: str | None = None
     language: str | None = None
     author: str | None = None
@@ -78,6 +80,25 @@ class FeedUrls:
     rss: str
     json: str
     site: str
+
+
+@dataclass(frozen=True, slots=True)
+class History:
+    """RFC 5005 links of one document.  A feed has only ``prev_*`` (its newest archive page);
+    an archive page also has its own URLs (``self_*``) and ``next_atom`` (the newer page)."""
+
+    prev_atom: str | None = None
+    prev_json: str | None = None
+    next_atom: str | None = None
+    self_atom: str | None = None
+    self_json: str | None = None
+    #: A feed's: how many entries its archive pages hold in all; the newest page's name.
+    archived: int = 0
+    newest: str | None = None
+
+    @property
+    def is_archive(self) -> bool:
+        return self.self_atom is not None
 
 
 @dataclass(frozen=True, slots=True)

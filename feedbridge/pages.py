@@ -28,7 +28,7 @@ from urllib.parse import quote, urlsplit
 from feedbridge import __version__
 from feedbridge.errors import ConfigError
 from feedbridge.listing import GENERATOR
-from feedbridge.model import Entry, FeedSpec, FeedUrls
+from feedbridge.model import Entry, FeedSpec, FeedUrls, History
 
 if TYPE_CHECKING:
     import jinja2
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 PACKAGE_TEMPLATES = Path(__file__).resolve().parent / "templates"
 BASE_TEMPLATE = "base.html"
 FEED_TEMPLATE = "feed.html"
+ARCHIVE_TEMPLATE = "archive.html"
 INDEX_TEMPLATE = "index.html"
 STYLE_TEMPLATE = "style.css"
 #: Entries of a feed the index shows.
@@ -61,6 +62,8 @@ class Listed:
     urls: FeedUrls
     entries: int
     newest: tuple[Headline, ...] = ()
+    #: Its archive: entries in all, and the newest archive page (None: no archive).
+    history: History | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +81,10 @@ class FeedView:
     entries: int
     updated: datetime | None
     newest: tuple[Headline, ...]
+    #: Entries the feed and its archive pages hold in all (0 without an archive).
+    total: int = 0
+    #: Its newest archive page, relative to the feed's folder (``archive/2024-05-1.html``).
+    archive: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +138,14 @@ def feed_path(spec: FeedSpec) -> str:
     return quote(spec.name, safe="") + "/"
 
 
-def feed_view(spec: FeedSpec, urls: FeedUrls, entries: int, newest: Sequence[Headline]) -> FeedView:
+def feed_view(
+    spec: FeedSpec,
+    urls: FeedUrls,
+    entries: int,
+    newest: Sequence[Headline],
+    history: History | None = None,
+) -> FeedView:
+    newest_page = history.newest if history else None
     return FeedView(
         name=spec.name,
         title=spec.title,
@@ -144,6 +158,8 @@ def feed_view(spec: FeedSpec, urls: FeedUrls, entries: int, newest: Sequence[Hea
         entries=entries,
         updated=max((h.published for h in newest), default=None),
         newest=tuple(newest),
+        total=entries + history.archived if history else 0,
+        archive=f"archive/{quote(newest_page)}.html" if newest_page else None,
     )
 
 
@@ -219,7 +235,7 @@ def prepare(templates: Path | None) -> None:
     import jinja2
 
     env = _environment(templates, templates_digest(templates))
-    for name in (BASE_TEMPLATE, STYLE_TEMPLATE, FEED_TEMPLATE, INDEX_TEMPLATE):
+    for name in (BASE_TEMPLATE, STYLE_TEMPLATE, FEED_TEMPLATE, INDEX_TEMPLATE, ARCHIVE_TEMPLATE):
         try:
             env.get_template(name)
         except jinja2.TemplateError as e:
@@ -278,12 +294,14 @@ def render_feed_page(
     *,
     site_title: str,
     templates: Path | None = None,
+    history: History | None = None,
 ) -> bytes:
-    """``OUT/NAME/index.html``: the feed's entries, in the feed's order, and how to subscribe."""
+    """``OUT/NAME/index.html``: the feed's entries, in the feed's order, and how to subscribe;
+    with ``history``, a link to its archive."""
     context = {
         "site_title": site_title,
         "lang": spec.language or "en",
-        "feed": feed_view(spec, urls, len(entries), headlines(entries)),
+        "feed": feed_view(spec, urls, len(entries), headlines(entries), history),
         "entries": [entry_view(spec, e) for e in entries],
     }
     return _render(templates, FEED_TEMPLATE, context)
@@ -296,9 +314,40 @@ def render_index_page(
     context = {
         "site_title": title,
         "lang": "en",
-        "feeds": [feed_view(f.spec, f.urls, f.entries, f.newest) for f in listed],
+        "feeds": [feed_view(f.spec, f.urls, f.entries, f.newest, f.history) for f in listed],
     }
     return _render(templates, INDEX_TEMPLATE, context)
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveView:
+    """An archive page in its template (``page``): its name and its neighbours' pages
+    (relative links, None at either end)."""
+
+    name: str
+    older: str | None
+    newer: str | None
+
+
+def render_archive_page(
+    spec: FeedSpec,
+    entries: Sequence[Entry],
+    urls: FeedUrls,
+    *,
+    page: ArchiveView,
+    site_title: str,
+    templates: Path | None = None,
+) -> bytes:
+    """``OUT/NAME/archive/PAGE.html``: one archive page's entries, with links to the pages
+    before and after it and to the feed's page."""
+    context = {
+        "site_title": site_title,
+        "lang": spec.language or "en",
+        "feed": feed_view(spec, urls, len(entries), ()),
+        "page": page,
+        "entries": [entry_view(spec, e) for e in entries],
+    }
+    return _render(templates, ARCHIVE_TEMPLATE, context)
 
 
 def index_fingerprint(listed: Sequence[Listed], *, title: str, templates_key: str) -> str:

@@ -24,7 +24,7 @@ from feedgen.feed import FeedGenerator
 
 from feedbridge import __version__
 from feedbridge.listing import GENERATOR
-from feedbridge.model import Entry, FeedSpec, FeedUrls
+from feedbridge.model import Entry, FeedSpec, FeedUrls, History
 
 #: ``updated`` of a feed without entries: a fixed instant keeps empty feeds byte-stable.
 EMPTY_FEED_TIME = datetime(1970, 1, 1, tzinfo=UTC)
@@ -39,6 +39,8 @@ _ATOM_TEXTS = (
     "subtitle",
     "summary",
 )
+#: RFC 5005 (Feed Paging and Archiving) namespace of ``fh:archive``.
+FH_NS = "http://purl.org/syndication/history/1.0"
 
 
 class _Zulu(datetime):
@@ -101,13 +103,74 @@ class _AtomHtmlText:
         return element
 
 
+class _HistoryExtension:
+    """feedgen extension writing RFC 5005 links (and ``fh:archive`` on an archive page) into
+    ``atom:feed`` or RSS's ``channel``, before the entries."""
+
+    history = History()
+
+    def extend_ns(self) -> dict[str, str]:
+        return {"fh": FH_NS} if self.history.is_archive else {}
+
+    def _links(self, current: str | None) -> list[tuple[str, str]]:
+        h = self.history
+        links = [("current", current)] if h.is_archive else []
+        links += [("prev-archive", h.prev_atom), ("next-archive", h.next_atom)]
+        return [(rel, href) for rel, href in links if href]
+
+    def extend_atom(self, feed: Any) -> Any:
+        from lxml import etree
+
+        at = _first_entry(feed)
+        if self.history.is_archive:
+            feed.insert(at, etree.Element(f"{{{FH_NS}}}archive"))
+            at += 1
+        for rel, href in self._links(self.current):
+            link = etree.Element("link", href=href, rel=rel, type="application/atom+xml")
+            feed.insert(at, link)
+            at += 1
+        return feed
+
+    def extend_rss(self, feed: Any) -> Any:
+        from lxml import etree
+
+        channel = feed.find("channel")
+        at = _first_entry(channel)
+        for rel, href in self._links(self.current):
+            link = etree.Element(f"{{{ATOM_NS}}}link", href=href, rel=rel)
+            link.set("type", "application/atom+xml")
+            channel.insert(at, link)
+            at += 1
+        return feed
+
+    current: str | None = None
+
+
+def _first_entry(parent: Any) -> int:
+    for i, child in enumerate(parent):
+        if child.tag in ("entry", "item", f"{{{ATOM_NS}}}entry"):
+            return i
+    return len(parent)
+
+
 def _generator(
-    spec: FeedSpec, entries: Sequence[Entry], urls: FeedUrls, self_url: str, self_type: str
+    spec: FeedSpec,
+    entries: Sequence[Entry],
+    urls: FeedUrls,
+    self_url: str,
+    self_type: str,
+    history: History | None = None,
 ) -> Any:
     fg = FeedGenerator()
     fg.load_extension("media", atom=True, rss=True)
     fg.load_extension("dc", atom=False, rss=True)
     fg.register_extension("feedbridge_html", _AtomHtmlText, _AtomHtmlText, atom=True, rss=False)
+    if history is not None:
+        fg.register_extension("fh", _HistoryExtension, None, atom=True, rss=True)
+        fg.fh.history = history
+        fg.fh.current = urls.atom
+        if history.self_atom:
+            self_url = history.self_atom
     fg.id(urls.atom)
     fg.title(html_text(spec.title))
     fg.author({"name": name_text(feed_author(spec))})
@@ -173,21 +236,28 @@ def _add_entry(fg: Any, spec: FeedSpec, entry: Entry) -> None:
         fe.media.thumbnail({"url": content.image}, group=None)
 
 
-def render_atom(spec: FeedSpec, entries: Sequence[Entry], urls: FeedUrls) -> bytes:
-    data: bytes = _generator(spec, entries, urls, urls.atom, "application/atom+xml").atom_str(
-        pretty=True
-    )
+def render_atom(
+    spec: FeedSpec, entries: Sequence[Entry], urls: FeedUrls, *, history: History | None = None
+) -> bytes:
+    """The Atom document; with ``history``, its RFC 5005 links (an archive page's too)."""
+    fg = _generator(spec, entries, urls, urls.atom, "application/atom+xml", history)
+    data: bytes = fg.atom_str(pretty=True)
     return data
 
 
-def render_rss(spec: FeedSpec, entries: Sequence[Entry], urls: FeedUrls) -> bytes:
-    data: bytes = _generator(spec, entries, urls, urls.rss, "application/rss+xml").rss_str(
-        pretty=True
-    )
+def render_rss(
+    spec: FeedSpec, entries: Sequence[Entry], urls: FeedUrls, *, history: History | None = None
+) -> bytes:
+    """The RSS 2.0 document; with ``history``, ``atom:link rel="prev-archive"``."""
+    fg = _generator(spec, entries, urls, urls.rss, "application/rss+xml", history)
+    data: bytes = fg.rss_str(pretty=True)
     return data
 
 
-def render_json(spec: FeedSpec, entries: Sequence[Entry], urls: FeedUrls) -> bytes:
+def render_json(
+    spec: FeedSpec, entries: Sequence[Entry], urls: FeedUrls, *, history: History | None = None
+) -> bytes:
+    """The JSON Feed; with ``history``, ``next_url`` to the next (older) archive page."""
     feed: dict[str, Any] = {
         "version": JSONFEED_VERSION,
         "title": spec.title,
@@ -219,5 +289,7 @@ def render_json(spec: FeedSpec, entries: Sequence[Entry], urls: FeedUrls) -> byt
             item["authors"] = [{"name": author}]
         item["tags"] = [name_text(entry.source)]
         items.append(item)
+    if history is not None and history.prev_json:
+        feed["next_url"] = history.prev_json
     feed["items"] = items
     return (json.dumps(feed, ensure_ascii=False, indent=2) + "\n").encode("utf-8")

@@ -47,6 +47,17 @@ MEDIA_TYPES = {
     ".opml": "text/x-opml",
     ".html": "text/html",
 }
+#: Archive pages (``NAME/archive/2024-05-1.xml`` and ``.json``): Atom and JSON Feed documents.
+ARCHIVE_TYPES = {
+    ".xml": "application/atom+xml; charset=utf-8",
+    ".json": "application/feed+json; charset=utf-8",
+}
+
+
+def _is_archive(path: str) -> bool:
+    return Path(path).parent.name == "archive"
+
+
 #: Readers poll; let caches keep a feed for a minute, then revalidate (cheap: 304).
 MAX_AGE = 60
 #: Seconds a connection may take to deliver a whole request (head and body).
@@ -168,7 +179,8 @@ def make_app(out: Path, link: LinkHeader | None = None) -> WsgiApp:
 
         def add_mime_headers(self, headers: Any, path: str, url: str) -> None:
             # WhiteNoise quotes the charset it adds (charset="utf-8"); write it plainly.
-            media_type = self.media_types.get_type(path)
+            media_type = ARCHIVE_TYPES.get(Path(path).suffix, "") if _is_archive(path) else ""
+            media_type = media_type or self.media_types.get_type(path)
             if "charset=" not in media_type and media_type.startswith("text/"):
                 media_type += "; charset=utf-8"
             headers["Content-Type"] = media_type

@@ -119,8 +119,14 @@ def browser() -> Iterator[object]:
 
 
 def page_paths(out: Path) -> list[str]:
-    """URL paths of every page: the index and one per feed folder."""
-    return ["", *(f"{p.name}/" for p in sorted(out.iterdir()) if (p / "index.html").is_file())]
+    """URL paths of every page: the index and one per feed folder, and the newest and oldest
+    archive pages of each feed."""
+    feeds = [p for p in sorted(out.iterdir()) if (p / "index.html").is_file()]
+    archives = []
+    for feed in feeds:
+        pages = sorted(feed.glob("archive/*.html"), key=lambda p: p.stat().st_mtime_ns)
+        archives.extend(f"{feed.name}/archive/{p.name}" for p in {*pages[:1], *pages[-1:]})
+    return ["", *(f"{p.name}/" for p in feeds), *sorted(archives)]
 
 
 class Visit:
@@ -216,8 +222,10 @@ def test_every_page_loads_cleanly_fits_and_passes_axe(
             url: visit.context.request.get(url, max_redirects=0).status for url in sorted(links)
         }
         assert {u: s for u, s in statuses.items() if s != 200} == {}
-        # the index, the OPML, and every feed's page and three feeds
-        assert len(statuses) == 2 + 4 * (len(paths) - 1)
+        # the index, the OPML, and every feed's page, three feeds and newest archive page
+        feeds = [p for p in paths if p.count("/") == 1]
+        assert len([u for u in statuses if "/archive/" not in u]) == 2 + 4 * len(feeds)
+        assert len([u for u in statuses if u.endswith(".html") and "/archive/" in u]) > len(feeds)
         assert visit.images, "no thumbnail was requested"
     finally:
         visit.close()
@@ -282,6 +290,8 @@ def test_pages_over_the_shipped_nginx_block(nginx: tuple[int, Path], browser: ob
             assert visit.problems == [], path
         statuses = {u: visit.context.request.get(u, max_redirects=0).status for u in links}
         assert {u: s for u, s in statuses.items() if s != 200} == {}
-        assert len(statuses) == 2 + 4 * (len(page_paths(out)) - 1)
+        feeds = [p for p in page_paths(out) if p.count("/") == 1]
+        assert len([u for u in statuses if "/archive/" not in u]) == 2 + 4 * len(feeds)
+        assert len([u for u in statuses if "/archive/" in u]) > len(feeds)
     finally:
         visit.close()

@@ -43,6 +43,7 @@ def test_one_feed_per_source(built: tuple[Path, Path]) -> None:
     assert sorted(p.name for p in out.iterdir() if p.is_dir()) == SOURCES
     for source in SOURCES:
         assert sorted(p.name for p in (out / source).iterdir()) == [
+            "archive",
             "atom.xml",
             "atom.xml.gz",
             "feed.json",
@@ -193,6 +194,10 @@ def test_cold_build_is_byte_identical(tmp_path: Path) -> None:
     assert a == b
 
 
+#: The archive documents of the month of voa/1009500.md.
+ARCHIVED = ("archive/2025-01-1.xml", "archive/2025-01-1.json", "archive/2025-01-1.html")
+
+
 def test_edited_dump_changes_exactly_its_feeds(tmp_path: Path) -> None:
     dumps = make_corpus(tmp_path / "dumps")
     out = tmp_path / "out"
@@ -205,14 +210,10 @@ def test_edited_dump_changes_exactly_its_feeds(tmp_path: Path) -> None:
     report = build(dumps, out, config)
     after = snapshot(out)
     changed = sorted(k for k in after if after[k] != before.get(k) and not k.endswith(".gz"))
-    # the feeds and pages of both feeds, and the index, which shows voa's three newest titles
+    # the feeds, pages and archive month of both feeds, and the index (voa's newest titles)
+    files = ("atom.xml", "feed.json", "index.html", "rss.xml", *ARCHIVED)
     assert changed == sorted(
-        ["index.html"]
-        + [
-            f"{feed}/{f}"
-            for feed in ("voa", "combined")
-            for f in ("atom.xml", "feed.json", "index.html", "rss.xml")
-        ]
+        ["index.html"] + [f"{feed}/{f}" for feed in ("voa", "combined") for f in files]
     )
     twins = sorted(k for k in after if after[k] != before.get(k) and k.endswith(".gz"))
     assert twins == [f"{c}.gz" for c in changed]
@@ -237,7 +238,13 @@ def test_removed_source_removes_its_feed(tmp_path: Path) -> None:
     shutil.rmtree(dumps / "ft")
     report = build(dumps, out)
     assert not (out / "ft").exists()
-    assert len(report.removed) == 4  # three feeds and the feed's page
+    assert sorted(Path(p).name for p in report.removed if "/archive/" not in p) == [
+        "atom.xml",
+        "feed.json",
+        "index.html",
+        "rss.xml",
+    ]
+    assert {Path(p).parent.name for p in report.removed} == {"ft", "archive"}
     assert "/ft/" not in (out / "index.html").read_text("utf-8")
 
 

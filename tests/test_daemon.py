@@ -260,9 +260,19 @@ def test_status_command(daemon: RunningDaemon) -> None:
     assert status["feeds"]["nyt"] == 3
 
 
+def _is_page(name: str) -> bool:
+    stem, _, suffix = name.rpartition(".")
+    kind = suffix in ("xml", "json", "html")
+    return kind and stem[:4].isdigit() and stem.rpartition("-")[2].isdigit()
+
+
 def test_state_lives_outside_out(daemon: RunningDaemon) -> None:
-    names = {p.name.removesuffix(".gz") for p in daemon.out.rglob("*")}
+    names = {
+        p.name.removesuffix(".gz") for p in daemon.out.rglob("*") if p.parent.name != "archive"
+    }
+    assert all(_is_page(p.name.removesuffix(".gz")) for p in daemon.out.glob("*/archive/*"))
     assert names <= {
+        "archive",
         "voa",
         "nyt",
         "rfi",

@@ -112,6 +112,12 @@ def test_nginx_answers_304_after_a_rebuild_that_changed_nothing(nginx: tuple[int
     assert status == 200 and headers["etag"] != etag and b"Changed" in body
 
 
+def test_nginx_keeps_archive_pages_longer_than_feeds(nginx: tuple[int, Path]) -> None:
+    port, _ = nginx
+    assert _get(port, "/voa/archive/2025-02-1.xml")[1]["cache-control"] == "public, max-age=86400"
+    assert _get(port, "/voa/atom.xml")[1]["cache-control"] == "public, max-age=60"
+
+
 def test_nginx_hides_dot_files(nginx: tuple[int, Path]) -> None:
     port, out = nginx
     (out / "voa" / ".atom.xml.abc.tmp").write_text("partial")

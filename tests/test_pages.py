@@ -505,7 +505,15 @@ def test_pages_are_written_only_when_their_bytes_change(tmp_path: Path) -> None:
     oldest.write_text(text.replace("](", " (edited)](", 1), "utf-8")
     report = build(dumps, out, config, state=state)
     changed = sorted(str(Path(p).relative_to(out)) for p in report.written)
-    assert changed == ["rfi/atom.xml", "rfi/feed.json", "rfi/index.html", "rfi/rss.xml"]
+    archived = [c for c in changed if "/archive/" in c]  # and its month in the archives
+    assert len({c.rpartition("/")[2][:7] for c in archived}) == 1
+    assert {c.partition("/")[0] for c in archived} == {"rfi", "everything"}
+    assert [c for c in changed if c not in archived] == [
+        "rfi/atom.xml",
+        "rfi/feed.json",
+        "rfi/index.html",
+        "rfi/rss.xml",
+    ]
 
     # a deleted page is written again; nothing else is
     for page in ("voa/index.html", "index.html"):
@@ -521,6 +529,7 @@ def test_a_new_title_or_template_rewrites_the_pages_not_the_feeds(tmp_path: Path
     report = build(EXAMPLES, out, parse_config({"title": "Two"}), state=state)
     changed = sorted(str(Path(p).relative_to(out)) for p in report.written)
     pages = ["index.html", "nyt/index.html", "rfi/index.html", "voa/index.html"]
+    pages = sorted([*pages, *(str(p.relative_to(out)) for p in out.glob("*/archive/*.html"))])
     assert changed == ["feeds.opml", *pages]  # the OPML's title is the site title too
     after = snapshot(out)
     twins = [f"{k}.gz" for k in changed]  # each written file's gzip twin is rewritten with it

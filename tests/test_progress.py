@@ -29,7 +29,8 @@ def test_terminal_bar_draws_on_a_terminal() -> None:
     assert "scanning" in stream.getvalue() and "/10 " in stream.getvalue()
 
 
-def test_build_reports_progress_of_both_phases(tmp_path: Path) -> None:
+@pytest.mark.parametrize("archive", [True, False])
+def test_build_reports_progress_of_both_phases(tmp_path: Path, archive: bool) -> None:
     calls: list[tuple[int | None, str]] = []
     seen: dict[str, int] = {}
 
@@ -54,7 +55,7 @@ def test_build_reports_progress_of_both_phases(tmp_path: Path) -> None:
     from feedbridge.model import BuildReport
 
     report: BuildReport = run_build(
-        Config(),
+        Config(archive=archive),
         dumps=dumps,
         out=tmp_path / "o",
         base_url=BASE_URL,
@@ -62,8 +63,12 @@ def test_build_reports_progress_of_both_phases(tmp_path: Path) -> None:
         now=__import__("tests.conftest", fromlist=["NOW"]).NOW,
         progress=progress,
     )
-    assert [desc for _, desc in calls] == ["scanning", "cleaning"]
-    assert seen == {"scanning": 10, "cleaning": report.entries}
+    if archive:  # archives read and clean every body, feeds then find them cleaned
+        assert [desc for _, desc in calls] == ["scanning", "archiving"]
+        assert seen == {"scanning": 10, "archiving": report.entries} and calls[1][0] == 10
+    else:
+        assert [desc for _, desc in calls] == ["scanning", "cleaning"]
+        assert seen == {"scanning": 10, "cleaning": report.entries}
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,652 @@
+"""I/O: keeps every feed's RFC 5005 archive documents (``OUT/NAME/archive/``) current.
+
+Incremental: triggers on the index's ``dumps`` table log the (source, time, id) of every dump
+row stored or forgotten (``archive_dirty``).  A build redoes only the months those touch (and
+the months of other dumps with the same entry id, whose winner may change), plus the months of
+dumps whose future time has come, and renders only pages whose entries or links changed; a
+month that gains or loses a page also re-links its neighbours.  A feed seen for the first
+time, or whose settings changed, is archived whole.  Pages are cut by ``feedbridge.archive``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+from collections import defaultdict, deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from feedbridge import __version__
+from feedbridge.archive import (
+    ARCHIVE_DIR,
+    Page,
+    PageKey,
+    Site,
+    chain,
+    cut,
+    feed_history,
+    fit,
+    month_bounds,
+    month_of,
+    page_history,
+    render_page,
+    shrink,
+)
+from feedbridge.compress import GZIP_SUFFIX
+from feedbridge.config import feed_urls
+from feedbridge.index import Index, Row, from_db, pick, transaction
+from feedbridge.model import Content, Entry, FeedSpec, FeedUrls, History
+from feedbridge.progress import Bar, Progress, no_progress
+from feedbridge.publish import remove_output, write_output
+
+logger = logging.getLogger(__name__)
+
+#: An archive page's Atom document, JSON Feed and web page.
+SUFFIXES = (".xml", ".json", ".html")
+#: Bodies cleaned per batch in a cold archive: bounds the memory a batch holds.
+BATCH = 1024
+#: Threads writing archive pages, and rendered pages waiting for them at most.
+_WRITERS = 8
+_PENDING = 6
+#: How often a feed's months are redone when dumps turn out bad as their bodies are read.
+_RETRIES = 3
+
+#: An entry's place in a feed's order, ``(published, rel)``: the larger, the newer.
+Key = tuple[int, str]
+
+#: Loads cleaned bodies of rows (cleaning and caching what the cache lacks); a row whose body
+#: cannot be had is left out, and the index learns what became of it.
+Loader = Callable[[list[Row]], dict[str, Content]]
+
+
+@dataclass(frozen=True, slots=True)
+class FeedState:
+    """A feed's archive as the last build left it."""
+
+    settings: str
+    #: The ``now`` it was current at.
+    seen: int
+    #: The oldest entry the feed showed, None when the feed showed every entry.
+    boundary: Key | None
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """A page as the last build left it."""
+
+    fingerprint: str
+    files: list[list[object]]
+    #: Names of the pages it links to (older, newer), "" for none.
+    links: tuple[str, str]
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What the archives of one build did."""
+
+    histories: dict[str, History | None] = field(default_factory=dict)
+    written: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    #: Sources whose archived feeds are all current: every body of them stays cached.
+    sources: set[str] = field(default_factory=set)
+
+
+def _hash(data: object) -> str:
+    return hashlib.sha256(json.dumps(data, ensure_ascii=False).encode()).hexdigest()
+
+
+def settings_fingerprint(spec: FeedSpec, urls: FeedUrls, pages: str = "") -> str:
+    """What every page of a feed depends on (``pages``: the site title and templates)."""
+    return _hash([__version__, asdict(spec), asdict(urls), pages])
+
+
+def page_fingerprint(settings: str, rows: Sequence[Row], history: History) -> str:
+    return _hash(
+        [
+            settings,
+            [(r.rel, r.size, r.mtime_ns, r.id, r.url, r.title, r.published) for r in rows],
+            asdict(history),
+        ]
+    )
+
+
+def _signature(paths: Iterable[Path]) -> list[list[object]]:
+    sig: list[list[object]] = []
+    for p in paths:
+        try:
+            st = p.stat()
+            sig.append([p.name, st.st_size, st.st_mtime_ns])
+        except FileNotFoundError:
+            sig.append([p.name, None, None])
+    return sig
+
+
+def _newest_key(row: Row) -> Key:
+    return (row.published or 0, row.rel)
+
+
+def _dump_key(key: Key | None) -> str:
+    return json.dumps(list(key)) if key else ""
+
+
+def _load_key(text: object) -> Key | None:
+    try:
+        value = json.loads(text) if isinstance(text, str) and text else None
+    except ValueError:
+        return None
+    if isinstance(value, list) and len(value) == 2:
+        published, rel = value
+        if type(published) is int and type(rel) is str:
+            return (published, rel)
+    return None
+
+
+def winners(rows: Iterable[Row]) -> dict[str, Row]:
+    """The row that stands for each entry id: the newest time, then the later path."""
+    best: dict[str, Row] = {}
+    for row in rows:
+        if row.id is None:
+            continue
+        held = best.get(row.id)
+        if held is None or _newest_key(row) > _newest_key(held):
+            best[row.id] = row
+    return best
+
+
+class Archiver:
+    """Archive documents of one output, kept with the state in its index."""
+
+    def __init__(
+        self,
+        index: Index,
+        out: Path,
+        base_url: str,
+        load: Loader,
+        *,
+        site: Site,
+        progress: Progress = no_progress,
+    ) -> None:
+        self.index = index
+        self.out = out
+        self.base_url = base_url
+        self.site = site
+        #: What the pages' HTML depends on (the site title and templates' digest).
+        self.pages_key = ""
+        self.load = load
+        self.progress = progress
+        #: The bar of the feeds archived whole in the current ``update``.
+        self.bar: Bar = no_progress(0, "", "")
+
+    # -- state ------------------------------------------------------------------------------
+
+    def _dirty(self) -> tuple[int, list[tuple[str, int | None, str | None]]]:
+        rows = self.index.db.execute(
+            "SELECT rowid, source, published, id FROM archive_dirty ORDER BY rowid"
+        ).fetchall()
+        last = rows[-1][0] if rows else 0
+        return last, [(r[1], r[2], r[3]) for r in rows]
+
+    def _feeds(self) -> dict[str, FeedState]:
+        sql = "SELECT feed, fingerprint, seen, boundary FROM archive_feeds"
+        return {
+            r[0]: FeedState(r[1], r[2], _load_key(r[3])) for r in self.index.db.execute(sql)
+        }
+
+    def _boundary(self, spec: FeedSpec, now: int) -> Key | None:
+        """The oldest entry a full feed shows: its archive holds every entry older than that
+        (RFC 5005's subscription document and archive documents share no entry).  None
+        when the feed shows every entry it has: its archive is empty."""
+        shown = pick(self.index.newest(spec.sources, now), spec.limit)
+        return _newest_key(shown[-1]) if len(shown) >= spec.limit else None
+
+    def _crossed(self, spec: FeedSpec, old: Key | None, new: Key) -> set[str]:
+        """Months of the entries that moved between the feed and its archive since the last
+        build (``old`` to ``new``): usually the newest archive page's month alone."""
+        if old is None or old == new:
+            return set()
+        low, high = min(old, new)[0], max(old, new)[0]
+        sql = "SELECT DISTINCT published FROM dumps WHERE source = ? AND published BETWEEN ? AND ?"
+        months = set()
+        for source in spec.sources:
+            for (published,) in self.index.db.execute(sql, (source, low, high)):
+                months.add(month_of(datetime.fromtimestamp(published, UTC)))
+        return months
+
+    def _pages(self, feed: str) -> dict[PageKey, Stored]:
+        sql = (
+            "SELECT month, part, fingerprint, files, older, newer FROM archive_pages WHERE feed = ?"
+        )
+        return {
+            PageKey(r[0], r[1]): Stored(r[2], json.loads(r[3]), (r[4], r[5]))
+            for r in self.index.db.execute(sql, (feed,))
+        }
+
+    def history(self, feed: str) -> History | None:
+        """A feed's links to its archive as its pages stand: the newest page, entries in all."""
+        r = self.index.db.execute(
+            "SELECT month, part FROM archive_pages WHERE feed = ? ORDER BY month DESC, part DESC",
+            (feed,),
+        ).fetchone()
+        total = self.index.db.execute(
+            "SELECT coalesce(sum(entries), 0) FROM archive_pages WHERE feed = ?", (feed,)
+        ).fetchone()[0]
+        return feed_history(self.base_url, feed, PageKey(r[0], r[1]) if r else None, total)
+
+    # -- rows -------------------------------------------------------------------------------
+
+    def _rows(self, sql: str, params: Sequence[object]) -> Iterator[Row]:
+        for r in self.index.db.execute(sql, tuple(params)):
+            yield from_db(r)
+
+    def _by_ids(self, ids: Iterable[str]) -> list[Row]:
+        """Every accepted dump with one of these entry ids (any source, any time)."""
+        db = self.index.db
+        db.execute("CREATE TEMP TABLE IF NOT EXISTS archive_ids (id TEXT PRIMARY KEY)")
+        db.execute("DELETE FROM archive_ids")
+        db.executemany("INSERT OR IGNORE INTO archive_ids VALUES (?)", ((i,) for i in ids))
+        sql = (
+            "SELECT dumps.* FROM archive_ids CROSS JOIN dumps INDEXED BY archive_dumps_id"
+            " ON dumps.id = archive_ids.id WHERE dumps.published IS NOT NULL"
+        )
+        return list(self._rows(sql, ()))
+
+    def _in_months(self, spec: FeedSpec, months: Iterable[str], now: int) -> list[Row]:
+        sql = (
+            "SELECT * FROM dumps WHERE source = ? AND published >= ? AND published < ?"
+            " AND published <= ?"
+        )
+        found: list[Row] = []
+        for month in sorted(set(months)):
+            start, end = month_bounds(month)
+            for source in spec.sources:
+                found.extend(self._rows(sql, (source, start, end, now)))
+        return found
+
+    def _month_rows(
+        self, spec: FeedSpec, months: set[str], now: int, boundary: Key
+    ) -> dict[str, list[Row]]:
+        """The rows each of ``months`` shows: one per entry id, the id's winner in the feed,
+        if it is older than ``boundary`` (the feed shows the others)."""
+        rows = self._in_months(spec, months, now)
+        sources = set(spec.sources)
+        rivals = [
+            r
+            for r in self._by_ids({r.id for r in rows if r.id})
+            if r.source in sources and (r.published or 0) <= now
+        ]
+        best = winners([*rows, *rivals])
+        shown: dict[str, list[Row]] = {m: [] for m in months}
+        for row in rows:
+            if row.id is not None and best.get(row.id) == row and _newest_key(row) < boundary:
+                shown[month_of(row.published_at)].append(row)
+        return shown
+
+    def _all_rows(self, spec: FeedSpec, now: int, boundary: Key) -> dict[str, list[Row]]:
+        shown: dict[str, list[Row]] = defaultdict(list)
+        for row in winners(self.index.newest(spec.sources, now)).values():
+            if _newest_key(row) < boundary:
+                shown[month_of(row.published_at)].append(row)
+        return dict(shown)
+
+    def _touched(
+        self,
+        spec: FeedSpec,
+        dirty: Sequence[tuple[str, int | None, str | None]],
+        seen: int,
+        now: int,
+    ) -> set[str]:
+        """Months of a feed whose pages may have changed since the last build."""
+        sources = set(spec.sources)
+        months: set[str] = set()
+        ids: set[str] = set()
+        for source, published, entry_id in dirty:
+            if source not in sources:
+                continue
+            if published is not None and published <= max(now, seen):
+                months.add(month_of(datetime.fromtimestamp(published, UTC)))
+            if entry_id is not None:
+                ids.add(entry_id)
+        if now != seen:  # dumps whose time has come since (or, with a clock set back, not yet)
+            sql = "SELECT * FROM dumps WHERE source = ? AND published > ? AND published <= ?"
+            for source in spec.sources:
+                for row in self._rows(sql, (source, min(seen, now), max(seen, now))):
+                    months.add(month_of(row.published_at))
+                    ids.add(row.id or "")
+        if ids:
+            for row in self._by_ids(ids):
+                if row.source in sources and (row.published or 0) <= now:
+                    months.add(month_of(row.published_at))
+        return months
+
+    # -- the pass ---------------------------------------------------------------------------
+
+    def update(
+        self, feeds: Sequence[FeedSpec], now: int, skip: Iterable[str] = (), *, pages: str = ""
+    ) -> Outcome:
+        """Bring the archives of ``feeds`` up to date; feeds showing a source in ``skip`` (a
+        folder the scan could not read) keep theirs as they are.  Archives of feeds that are
+        gone or no longer archived are removed."""
+        outcome = Outcome()
+        self.pages_key = pages
+        last, dirty = self._dirty()
+        states = self._feeds()
+        skipped = set(skip)
+        names = {spec.name for spec in feeds if spec.archive}
+        settings = {
+            spec.name: settings_fingerprint(spec, feed_urls(spec, self.base_url), pages)
+            for spec in feeds
+        }
+        whole = [
+            spec
+            for spec in feeds
+            if spec.archive
+            and not skipped & set(spec.sources)
+            and (spec.name not in states or states[spec.name].settings != settings[spec.name])
+        ]
+        # One bar for the feeds archived whole (a first build): reading and cleaning bodies.
+        total = sum(self.index.count_shown(spec.sources, now) for spec in whole)
+        self.bar = self.progress(total, "archiving", "entry") if whole else no_progress(0, "", "")
+        for name in sorted(set(states) - names):
+            outcome.removed.extend(self._remove(name))
+        for spec in feeds:
+            if not spec.archive:
+                outcome.histories[spec.name] = None
+                continue
+            if skipped & set(spec.sources):
+                outcome.histories[spec.name] = self.history(spec.name)
+                continue
+            self._feed(spec, now, dirty, states.get(spec.name), outcome)
+            outcome.histories[spec.name] = self.history(spec.name)
+            outcome.sources.update(spec.sources)
+        self.bar.close()
+        with self.index.writer, transaction(self.index.db):
+            keep = sorted(skipped)
+            self.index.db.execute(
+                "DELETE FROM archive_dirty WHERE rowid <= ?"
+                f" AND source NOT IN ({','.join('?' * len(keep))})",
+                (last, *keep),
+            )
+        return outcome
+
+    def _feed(
+        self,
+        spec: FeedSpec,
+        now: int,
+        dirty: Sequence[tuple[str, int | None, str | None]],
+        state: FeedState | None,
+        outcome: Outcome,
+    ) -> PageKey | None:
+        urls = feed_urls(spec, self.base_url)
+        settings = settings_fingerprint(spec, urls, self.pages_key)
+        boundary = self._boundary(spec, now)
+        if boundary is None:  # the feed shows every entry: no archive
+            if state is None or state.boundary is not None or state.settings != settings:
+                outcome.removed.extend(self._remove(spec.name))
+            self._seen(spec.name, settings, now, None)
+            return None
+        whole = state is None or state.settings != settings or state.boundary is None
+        if whole:
+            shown = self._all_rows(spec, now, boundary)
+        else:
+            assert state is not None
+            touched = self._touched(spec, dirty, state.seen, now)
+            touched |= self._crossed(spec, state.boundary, boundary)
+            if not touched:  # nothing of this feed changed: its pages stand
+                self._seen(spec.name, settings, now, boundary)
+                return None
+            shown = self._month_rows(spec, touched, now, boundary)
+        stored = self._pages(spec.name)
+        pages: dict[PageKey, Page] = {}
+        page_rows: dict[PageKey, list[Row]] = {}
+        for attempt in range(_RETRIES):
+            failed = self._cut(shown, pages, page_rows, whole=whole)
+            if not failed or attempt + 1 == _RETRIES:
+                break
+            # Bodies that turned out bad: the index knows; redo the months they touch.
+            shown = self._month_rows(spec, failed, now, boundary)
+        kept = {} if whole else {k: v for k, v in stored.items() if k.month not in shown}
+        while True:  # months whose pages' neighbours changed are linked again
+            links = {key: (older, newer) for key, older, newer in chain([*kept, *pages])}
+            stale = {key.month for key in kept if stored[key].links != _names(links[key])}
+            if not stale:
+                break
+            shown = self._month_rows(spec, stale, now, boundary)
+            self._cut(shown, pages, page_rows, whole=False)
+            kept = {k: v for k, v in kept.items() if k.month not in stale}
+        self._publish(spec, urls, settings, pages, page_rows, links, stored, outcome)
+        for key in sorted(set(stored) - set(kept) - set(pages), key=lambda k: (k.month, k.part)):
+            outcome.removed.extend(self._unlink(spec.name, key))
+        if whole:
+            outcome.removed.extend(self._sweep(spec.name, {*kept, *pages}))
+        self._seen(spec.name, settings, now, boundary)
+        with self.index.writer, transaction(self.index.db):
+            gone = set(stored) - set(kept) - set(pages)
+            self.index.db.executemany(
+                "DELETE FROM archive_pages WHERE feed = ? AND month = ? AND part = ?",
+                ((spec.name, k.month, k.part) for k in gone),
+            )
+        ordered = [key for key, _, _ in chain([*kept, *pages])]
+        return ordered[-1] if ordered else None
+
+    def _seen(self, feed: str, settings: str, now: int, boundary: Key | None) -> None:
+        """Record that a feed's archive is current with these settings at ``now``."""
+        with self.index.writer:
+            self.index.db.execute(
+                "INSERT OR REPLACE INTO archive_feeds VALUES (?,?,?,?)",
+                (feed, settings, now, _dump_key(boundary)),
+            )
+
+    def _cut(
+        self,
+        shown: dict[str, list[Row]],
+        pages: dict[PageKey, Page],
+        page_rows: dict[PageKey, list[Row]],
+        *,
+        whole: bool,
+    ) -> set[str]:
+        """Cut the months in ``shown`` into pages (into ``pages``); returns the months with a
+        dump whose body could not be had."""
+        failed: set[str] = set()
+        total = sum(len(rows) for rows in shown.values())
+        bar = self.bar if whole else no_progress(total, "archiving", "entry")
+        try:
+            months = sorted(shown)
+            batch: list[str] = []
+            size = 0
+            for i, month in enumerate(months):
+                batch.append(month)
+                size += len(shown[month])
+                if size < BATCH and i + 1 < len(months):
+                    continue
+                costs = self._costs([r for m in batch for r in shown[m]])
+                for m in batch:
+                    for key in [k for k in pages if k.month == m]:
+                        del pages[key]
+                        page_rows.pop(key, None)
+                    good = [r for r in shown[m] if r.rel in costs]
+                    if len(good) < len(shown[m]):
+                        failed.add(m)
+                    items = [(r.published_at, r.rel, costs[r.rel]) for r in good]
+                    for part, chunk in enumerate(cut(items), start=1):
+                        # Only the key and rows: bodies are read from the cache when the page
+                        # is rendered, so a first build never holds a whole feed's bodies.
+                        key = PageKey(m, part)
+                        pages[key] = Page(key, ())
+                        page_rows[key] = [good[i] for i in reversed(chunk)]
+                    bar.update(len(shown[m]))
+                batch, size = [], 0
+        finally:
+            if not whole:
+                bar.close()
+        return failed
+
+    def _costs(self, rows: list[Row]) -> dict[str, int]:
+        """Each row's page cost (``archive.fit``), from the index when its file is unchanged,
+        else from its body (read and cleaned now if need be).  A row whose body cannot be had
+        is left out."""
+        db = self.index.db
+        wanted = {r.rel: (r.size, r.mtime_ns) for r in rows}
+        costs: dict[str, int] = {}
+        keys = list(wanted)
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            sql = (
+                "SELECT rel, size, mtime_ns, cost FROM archive_costs"
+                f" WHERE rel IN ({','.join('?' * len(chunk))})"
+            )
+            for rel, size, mtime_ns, cost in db.execute(sql, chunk):
+                if wanted.get(rel) == (size, mtime_ns) and type(cost) is int:
+                    costs[rel] = cost
+        need = [r for r in rows if r.rel not in costs]
+        if need:
+            contents = self.load(need)
+            new = [(r, fit(_entry(r, contents[r.rel]))[1]) for r in need if r.rel in contents]
+            with self.index.writer, transaction(db):
+                db.executemany(
+                    "INSERT OR REPLACE INTO archive_costs VALUES (?,?,?,?)",
+                    ((r.rel, r.size, r.mtime_ns, cost) for r, cost in new),
+                )
+            costs.update((r.rel, cost) for r, cost in new)
+        return costs
+
+    def _publish(
+        self,
+        spec: FeedSpec,
+        urls: FeedUrls,
+        settings: str,
+        pages: dict[PageKey, Page],
+        page_rows: dict[PageKey, list[Row]],
+        links: dict[PageKey, tuple[PageKey | None, PageKey | None]],
+        stored: dict[PageKey, Stored],
+        outcome: Outcome,
+    ) -> None:
+        states = []
+        with _Writes(outcome.written) as writes:
+            for key in sorted(pages, key=lambda k: (k.month, k.part)):
+                older, newer = links[key]
+                history = page_history(self.base_url, spec.name, key, older, newer)
+                fp = page_fingerprint(settings, page_rows[key], history)
+                folder = self.out / spec.name / ARCHIVE_DIR
+                paths = [folder / f"{key.name}{suffix}" for suffix in SUFFIXES]
+                old = stored.get(key)
+                if old is None or old.fingerprint != fp or old.files != _signature(paths):
+                    documents = render_page(
+                        spec, urls, self._page(key, page_rows[key]), history,
+                        older=older, newer=newer, site=self.site,
+                    )  # fmt: skip
+                    for suffix, data in documents.items():
+                        writes.submit(folder / f"{key.name}{suffix}", data)
+                count = len(page_rows[key])
+                names = _names(links[key])
+                states.append((spec.name, key.month, key.part, fp, *names, count, paths))
+        rows = [(*state[:4], json.dumps(_signature(state[7])), *state[4:7]) for state in states]
+        with self.index.writer, transaction(self.index.db):
+            self.index.db.executemany(
+                "INSERT OR REPLACE INTO archive_pages VALUES (?,?,?,?,?,?,?,?)", rows
+            )
+
+    def _page(self, key: PageKey, rows: list[Row]) -> Page:
+        """A page with its entries, their bodies from the cache (``_cut`` just filled it)."""
+        contents = self.index.contents(rows)
+        missing = [r for r in rows if r.rel not in contents]
+        if missing:  # cleaned once for its size, and since forgotten by the cache
+            contents.update(self.load(missing))
+        lost = [r.rel for r in rows if r.rel not in contents]
+        if lost:  # its body cannot be had any more: the index learnt why; next build redoes it
+            logger.warning("archive page %s: %d bodies could not be read", key.name, len(lost))
+        return Page(
+            key, tuple(shrink(_entry(r, contents[r.rel])) for r in rows if r.rel in contents)
+        )
+
+    # -- removal ----------------------------------------------------------------------------
+
+    def _unlink(self, feed: str, key: PageKey) -> list[str]:
+        removed = []
+        for suffix in SUFFIXES:
+            path = self.out / feed / ARCHIVE_DIR / f"{key.name}{suffix}"
+            if remove_output(path):
+                removed.append(str(path))
+        return removed
+
+    def _sweep(self, feed: str, keep: Iterable[PageKey]) -> list[str]:
+        """Remove page files of a feed that no page of it has now (left by an index lost)."""
+        names = {f"{k.name}{s}" for k in keep for s in SUFFIXES}
+        folder = self.out / feed / ARCHIVE_DIR
+        removed = []
+        with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+            for path in sorted(folder.iterdir()):
+                page = path.with_name(path.name.removesuffix(GZIP_SUFFIX))
+                stale = page.suffix in SUFFIXES and _is_page_name(page.stem)
+                if stale and page.name not in names and remove_output(page):
+                    removed.append(str(page))
+        return removed
+
+    def _remove(self, feed: str) -> list[str]:
+        """Remove a feed's whole archive (the feed is gone, or no longer archived)."""
+        removed = self._sweep(feed, ())
+        with contextlib.suppress(OSError):
+            (self.out / feed / ARCHIVE_DIR).rmdir()
+        with self.index.writer, transaction(self.index.db):
+            self.index.db.execute("DELETE FROM archive_pages WHERE feed = ?", (feed,))
+            self.index.db.execute("DELETE FROM archive_feeds WHERE feed = ?", (feed,))
+        if removed:
+            logger.info("feed %s: archive removed (%d files)", feed, len(removed))
+        return removed
+
+
+class _Writes:
+    """Writes files and their twins (``write_output``) on a few threads: each write waits on
+    its fsyncs, and a disk commits concurrent ones together.  At most ``_PENDING`` rendered
+    documents wait in memory; a failed write raises its PublishError from ``submit`` or the
+    ``with`` exit."""
+
+    def __init__(self, written: list[str]) -> None:
+        self.written = written
+        self.pool = ThreadPoolExecutor(_WRITERS, thread_name_prefix="archive-write")
+        self.pending: deque[tuple[Path, Future[bool]]] = deque()
+
+    def __enter__(self) -> _Writes:
+        return self
+
+    def submit(self, path: Path, data: bytes) -> None:
+        while len(self.pending) >= _PENDING:
+            self._finish()
+        self.pending.append((path, self.pool.submit(write_output, path, data)))
+
+    def _finish(self) -> None:
+        path, future = self.pending.popleft()
+        if future.result():
+            self.written.append(str(path))
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            while self.pending and exc[0] is None:
+                self._finish()
+        finally:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _names(links: tuple[PageKey | None, PageKey | None]) -> tuple[str, str]:
+    older, newer = links
+    return (older.name if older else "", newer.name if newer else "")
+
+
+def _is_page_name(stem: str) -> bool:
+    month, _, part = stem.rpartition("-")
+    return len(month) == 7 and month[4] == "-" and part.isdigit()
+
+
+def _entry(row: Row, content: Content) -> Entry:
+    return Entry(
+        id=row.id or "",
+        url=row.url or "",
+        title=row.title or "",
+        published=row.published_at,
+        source=row.source,
+        content=content,
+    )
