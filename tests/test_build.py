@@ -18,7 +18,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from lxml import etree
 
-from feedbridge.config import parse_config
+from feedbridge.config import Config, parse_config
 from feedbridge.errors import PublishError
 
 from .conftest import BASE_URL, NOW, SPEC
@@ -42,8 +42,8 @@ def test_one_feed_per_source(built: tuple[Path, Path]) -> None:
     _, out = built
     assert sorted(p.name for p in out.iterdir() if p.is_dir()) == SOURCES
     for source in SOURCES:
+        # every source shows all its dumps (at most 23, limit 50): no archive pages
         assert sorted(p.name for p in (out / source).iterdir()) == [
-            "archive",
             "atom.xml",
             "atom.xml.gz",
             "feed.json",
@@ -195,7 +195,6 @@ def test_cold_build_is_byte_identical(tmp_path: Path) -> None:
 
 
 #: The archive documents of the month of voa/1009500.md.
-ARCHIVED = ("archive/2025-01-1.xml", "archive/2025-01-1.json", "archive/2025-01-1.html")
 
 
 def test_edited_dump_changes_exactly_its_feeds(tmp_path: Path) -> None:
@@ -210,8 +209,9 @@ def test_edited_dump_changes_exactly_its_feeds(tmp_path: Path) -> None:
     report = build(dumps, out, config)
     after = snapshot(out)
     changed = sorted(k for k in after if after[k] != before.get(k) and not k.endswith(".gz"))
-    # the feeds, pages and archive month of both feeds, and the index (voa's newest titles)
-    files = ("atom.xml", "feed.json", "index.html", "rss.xml", *ARCHIVED)
+    # the feeds and pages of both feeds (which show every dump: no archive pages), and the
+    # index, which shows voa's three newest titles
+    files = ("atom.xml", "feed.json", "index.html", "rss.xml")
     assert changed == sorted(
         ["index.html"] + [f"{feed}/{f}" for feed in ("voa", "combined") for f in files]
     )
@@ -234,9 +234,11 @@ def test_deleted_dump_leaves_its_feed(tmp_path: Path) -> None:
 def test_removed_source_removes_its_feed(tmp_path: Path) -> None:
     dumps = make_corpus(tmp_path / "dumps")
     out = tmp_path / "out"
-    build(dumps, out)
+    config = Config(limit=3)  # feeds with archive pages
+    build(dumps, out, config)
+    assert (out / "ft" / "archive").is_dir()
     shutil.rmtree(dumps / "ft")
-    report = build(dumps, out)
+    report = build(dumps, out, config)
     assert not (out / "ft").exists()
     assert sorted(Path(p).name for p in report.removed if "/archive/" not in p) == [
         "atom.xml",
