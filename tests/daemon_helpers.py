@@ -19,8 +19,8 @@ CONTENT_TYPES = [
     ("/voa/atom.xml", "application/atom+xml; charset=utf-8"),
     ("/voa/rss.xml", "application/rss+xml; charset=utf-8"),
     ("/voa/feed.json", "application/feed+json; charset=utf-8"),
-    ("/voa/archive/2025-02-1.xml", "application/atom+xml; charset=utf-8"),
-    ("/voa/archive/2025-02-1.json", "application/feed+json; charset=utf-8"),
+    ("/voa/archive/2024-11-1.xml", "application/atom+xml; charset=utf-8"),
+    ("/voa/archive/2024-11-1.json", "application/feed+json; charset=utf-8"),
     ("/feeds.opml", "text/x-opml; charset=utf-8"),
     ("/", "text/html; charset=utf-8"),
 ]

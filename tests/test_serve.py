@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from feedbridge.config import parse_config
+from feedbridge.config import Config, parse_config
 from feedbridge.errors import ConfigError
 from feedbridge.serve import Server, is_visible, parse_listen, served_base_url
 
@@ -29,7 +29,7 @@ from .serve_cases import (
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[Server, Path]]:
     out = tmp_path / "out"
-    build(EXAMPLES, out)
+    build(EXAMPLES, out, Config(limit=2))  # feeds of two entries: archive pages too
     (tmp_path / "secret.txt").write_text("outside OUT")
     server = Server(out, "127.0.0.1", 0)
     server.start()
@@ -72,9 +72,9 @@ def test_unchanged_rebuild_keeps_the_etag_and_a_change_replaces_it(
     server, out = served
     etag = request(server, "GET", "/voa/atom.xml")[1]["etag"]
     time.sleep(0.01)
-    build(EXAMPLES, out)
+    build(EXAMPLES, out, Config(limit=2))
     assert request(server, "GET", "/voa/atom.xml", {"If-None-Match": etag})[0] == 304
-    build(EXAMPLES, out, parse_config({"feeds": {"voa": {"title": "Renamed"}}}))
+    build(EXAMPLES, out, parse_config({"limit": 2, "feeds": {"voa": {"title": "Renamed"}}}))
     status, headers, body = request(server, "GET", "/voa/atom.xml", {"If-None-Match": etag})
     assert status == 200 and headers["etag"] != etag and b"Renamed" in body
 
