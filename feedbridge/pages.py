@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import stat
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -189,13 +190,28 @@ def _template_dirs(templates: Path | None) -> list[Path]:
 
 def templates_digest(templates: Path | None) -> str:
     """A digest of every template a page can be made from (the user's, then the package's):
-    a page whose context and templates are unchanged has unchanged bytes."""
+    a page whose context and templates are unchanged has unchanged bytes.  Computed again
+    only when a template file's name, size or mtime changed (one stat each per call)."""
+    files = tuple((folder, tuple(_stat_files(folder))) for folder in _template_dirs(templates))
+    return _digest(files)
+
+
+def _stat_files(folder: Path) -> list[tuple[str, int, int]]:
+    found = []
+    for path in sorted(folder.rglob("*")):
+        st = path.stat()
+        if stat.S_ISREG(st.st_mode):
+            found.append((str(path.relative_to(folder)), st.st_size, st.st_mtime_ns))
+    return found
+
+
+@functools.lru_cache(maxsize=8)
+def _digest(files: tuple[tuple[Path, tuple[tuple[str, int, int], ...]], ...]) -> str:
     h = hashlib.sha256(__version__.encode())
-    for folder in _template_dirs(templates):
-        for path in sorted(folder.rglob("*")):
-            if path.is_file():
-                h.update(str(path.relative_to(folder)).encode() + b"\0")
-                h.update(hashlib.sha256(path.read_bytes()).digest())
+    for folder, names in files:
+        for name, _, _ in names:
+            h.update(name.encode() + b"\0")
+            h.update(hashlib.sha256((folder / name).read_bytes()).digest())
         h.update(b"\1")
     return h.hexdigest()
 
@@ -258,18 +274,25 @@ def _render(templates: Path | None, name: str, context: dict[str, Any]) -> bytes
 
     try:
         env = _environment(templates, templates_digest(templates))
-        style = env.get_template(STYLE_TEMPLATE).render()
-        if "</" in style:
-            raise ConfigError(f"template {STYLE_TEMPLATE}: a stylesheet cannot contain '</'")
+        style, csp = _style(env)
         text = env.get_template(name).render(
             context,
             style=Markup(style),
-            csp=Markup(content_security_policy(style)),
+            csp=Markup(csp),
             generator=f"{GENERATOR} {__version__}",
         )
     except jinja2.TemplateError as e:
         raise _template_error(e, name) from e
     return text.encode("utf-8")
+
+
+@functools.lru_cache(maxsize=4)
+def _style(env: jinja2.Environment) -> tuple[str, str]:
+    """The stylesheet of one state of the templates, and the page's CSP that allows it."""
+    style = env.get_template(STYLE_TEMPLATE).render()
+    if "</" in style:
+        raise ConfigError(f"template {STYLE_TEMPLATE}: a stylesheet cannot contain '</'")
+    return style, content_security_policy(style)
 
 
 def content_security_policy(style: str) -> str:
