@@ -42,7 +42,7 @@ from feedbridge.config import feed_urls
 from feedbridge.index import Index, Row, from_db, pick, transaction
 from feedbridge.model import Content, Entry, FeedSpec, FeedUrls, History
 from feedbridge.progress import Bar, Progress, no_progress
-from feedbridge.publish import remove_output, write_output
+from feedbridge.publish import remove_output, write_if_changed
 
 logger = logging.getLogger(__name__)
 
@@ -193,9 +193,7 @@ class Archiver:
 
     def _feeds(self) -> dict[str, FeedState]:
         sql = "SELECT feed, fingerprint, seen, boundary FROM archive_feeds"
-        return {
-            r[0]: FeedState(r[1], r[2], _load_key(r[3])) for r in self.index.db.execute(sql)
-        }
+        return {r[0]: FeedState(r[1], r[2], _load_key(r[3])) for r in self.index.db.execute(sql)}
 
     def _boundary(self, spec: FeedSpec, now: int) -> Key | None:
         """The oldest entry a full feed shows: its archive holds every entry older than that
@@ -600,10 +598,10 @@ class Archiver:
 
 
 class _Writes:
-    """Writes files and their twins (``write_output``) on a few threads: each write waits on
-    its fsyncs, and a disk commits concurrent ones together.  At most ``_PENDING`` rendered
-    documents wait in memory; a failed write raises its PublishError from ``submit`` or the
-    ``with`` exit."""
+    """Writes files (``write_if_changed``: archive pages have no ``.gz`` twins, see the README,
+    "Archives") on a few threads: each write waits on its fsyncs, and a disk commits concurrent
+    ones together.  At most ``_PENDING`` rendered documents wait in memory; a failed write
+    raises its PublishError from ``submit`` or the ``with`` exit."""
 
     def __init__(self, written: list[str]) -> None:
         self.written = written
@@ -616,7 +614,7 @@ class _Writes:
     def submit(self, path: Path, data: bytes) -> None:
         while len(self.pending) >= _PENDING:
             self._finish()
-        self.pending.append((path, self.pool.submit(write_output, path, data)))
+        self.pending.append((path, self.pool.submit(write_if_changed, path, data)))
 
     def _finish(self) -> None:
         path, future = self.pending.popleft()

@@ -113,8 +113,11 @@ def test_nginx_answers_304_after_a_rebuild_that_changed_nothing(nginx: tuple[int
 
 
 def test_nginx_keeps_archive_pages_longer_than_feeds(nginx: tuple[int, Path]) -> None:
-    port, _ = nginx
+    port, out = nginx
     assert _get(port, "/voa/archive/2024-11-1.xml")[1]["cache-control"] == "public, max-age=86400"
+    assert not (out / "voa" / "archive" / "2024-11-1.xml.gz").exists()  # compressed as sent
+    gzipped = _get(port, "/voa/archive/2024-11-1.xml", {"Accept-Encoding": "gzip"})[1]
+    assert gzipped["content-encoding"] == "gzip"
     assert _get(port, "/voa/atom.xml")[1]["cache-control"] == "public, max-age=60"
 
 
