@@ -346,9 +346,12 @@ class Archiver:
             and not skipped & set(spec.sources)
             and (spec.name not in states or states[spec.name].settings != settings[spec.name])
         ]
-        # One bar for the feeds archived whole (a first build): reading and cleaning bodies.
-        total = sum(self.index.count_shown(spec.sources, now) for spec in whole)
-        self.bar = self.progress(total, "archiving", "entry") if whole else no_progress(0, "", "")
+        # One bar for the feeds archived whole (a first build): reading and cleaning the
+        # bodies of every entry older than what the feeds show.
+        total = sum(
+            max(0, self.index.count_shown(spec.sources, now) - spec.limit) for spec in whole
+        )
+        self.bar = self.progress(total, "archiving", "entry") if total else no_progress(0, "", "")
         for name in sorted(set(states) - names):
             outcome.removed.extend(self._remove(name))
         for spec in feeds:
@@ -389,6 +392,10 @@ class Archiver:
             return None
         whole = state is None or state.settings != settings or state.boundary is None
         if whole:
+            if state is not None:
+                # A build killed while it rewrites the archive must not leave a state that
+                # says the archive is current: the next build then archives it whole again.
+                self._seen(spec.name, "", state.seen, state.boundary)
             shown = self._all_rows(spec, now, boundary)
         else:
             assert state is not None

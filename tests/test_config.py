@@ -23,7 +23,7 @@ def test_bundled_example_loads() -> None:
     assert [f.name for f in config.feeds] == ["voa", "nyt", "all"]
     feeds = resolve_feeds(config, ["nyt", "rfi", "voa"])
     assert [f.name for f in feeds] == ["all", "nyt", "rfi", "voa"]
-    assert feeds[0].sources == ("nyt", "rfi", "voa") and feeds[0].limit == 20
+    assert feeds[0].sources == ("nyt", "rfi", "voa") and feeds[0].limit == 8
 
 
 @pytest.mark.parametrize(
@@ -31,7 +31,7 @@ def test_bundled_example_loads() -> None:
     [
         ({"titel": "x"}, "unknown key 'titel' in the top level; did you mean 'title'?"),
         ({"base-url": "x"}, "unknown key 'base-url' in the top level; did you mean 'base_url'?"),
-        ({"zzz": 1}, "unknown key 'zzz' in the top level; known keys: auto_feeds, base_url,"),
+        ({"zzz": 1}, "unknown key 'zzz' in the top level; known keys: archive, auto_feeds,"),
         ({"limit": 0}, "limit must be at least 1"),
         ({"limit": True}, "limit must be an integer, not a boolean"),
         ({"limit": "50"}, "limit must be an integer, not a string"),

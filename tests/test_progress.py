@@ -55,7 +55,7 @@ def test_build_reports_progress_of_both_phases(tmp_path: Path, archive: bool) ->
     from feedbridge.model import BuildReport
 
     report: BuildReport = run_build(
-        Config(archive=archive),
+        Config(archive=archive, limit=1),  # 3 feeds of 1 entry; 7 entries older than theirs
         dumps=dumps,
         out=tmp_path / "o",
         base_url=BASE_URL,
@@ -63,12 +63,13 @@ def test_build_reports_progress_of_both_phases(tmp_path: Path, archive: bool) ->
         now=__import__("tests.conftest", fromlist=["NOW"]).NOW,
         progress=progress,
     )
-    if archive:  # archives read and clean every body, feeds then find them cleaned
-        assert [desc for _, desc in calls] == ["scanning", "archiving"]
-        assert seen == {"scanning": 10, "archiving": report.entries} and calls[1][0] == 10
+    assert report.entries == 3
+    if archive:  # archives read and clean the bodies of the older entries, feeds their own
+        assert [desc for _, desc in calls] == ["scanning", "archiving", "cleaning"]
+        assert seen == {"scanning": 10, "archiving": 7, "cleaning": 3} and calls[1][0] == 7
     else:
         assert [desc for _, desc in calls] == ["scanning", "cleaning"]
-        assert seen == {"scanning": 10, "cleaning": report.entries}
+        assert seen == {"scanning": 10, "cleaning": 3}
 
 
 @pytest.mark.parametrize(
