@@ -15,7 +15,7 @@ import hashlib
 import json
 import logging
 from collections import defaultdict, deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -39,7 +39,7 @@ from feedbridge.archive import (
 )
 from feedbridge.compress import GZIP_SUFFIX
 from feedbridge.config import feed_urls
-from feedbridge.index import Index, Row, from_db, pick, transaction
+from feedbridge.index import Index, Row, from_db, transaction
 from feedbridge.model import Content, Entry, FeedSpec, FeedUrls, History
 from feedbridge.progress import Bar, Progress, no_progress
 from feedbridge.publish import remove_output, write_if_changed
@@ -130,6 +130,13 @@ def _newest_key(row: Row) -> Key:
     return (row.published or 0, row.rel)
 
 
+def _boundary(spec: FeedSpec, shown: Sequence[Row]) -> Key | None:
+    """The oldest entry a full feed shows (``shown``: newest first): its archive holds every
+    entry older than that (RFC 5005's subscription document and archive documents share no
+    entry).  None when the feed shows every entry it has: its archive is empty."""
+    return _newest_key(shown[-1]) if shown and len(shown) >= spec.limit else None
+
+
 def _dump_key(key: Key | None) -> str:
     return json.dumps(list(key)) if key else ""
 
@@ -194,13 +201,6 @@ class Archiver:
     def _feeds(self) -> dict[str, FeedState]:
         sql = "SELECT feed, fingerprint, seen, boundary FROM archive_feeds"
         return {r[0]: FeedState(r[1], r[2], _load_key(r[3])) for r in self.index.db.execute(sql)}
-
-    def _boundary(self, spec: FeedSpec, now: int) -> Key | None:
-        """The oldest entry a full feed shows: its archive holds every entry older than that
-        (RFC 5005's subscription document and archive documents share no entry).  None
-        when the feed shows every entry it has: its archive is empty."""
-        shown = pick(self.index.newest(spec.sources, now), spec.limit)
-        return _newest_key(shown[-1]) if len(shown) >= spec.limit else None
 
     def _crossed(self, spec: FeedSpec, old: Key | None, new: Key) -> set[str]:
         """Months of the entries that moved between the feed and its archive since the last
@@ -324,11 +324,18 @@ class Archiver:
     # -- the pass ---------------------------------------------------------------------------
 
     def update(
-        self, feeds: Sequence[FeedSpec], now: int, skip: Iterable[str] = (), *, pages: str = ""
+        self,
+        feeds: Sequence[FeedSpec],
+        now: int,
+        selected: Mapping[str, Sequence[Row]],
+        skip: Iterable[str] = (),
+        *,
+        pages: str = "",
     ) -> Outcome:
-        """Bring the archives of ``feeds`` up to date; feeds showing a source in ``skip`` (a
-        folder the scan could not read) keep theirs as they are.  Archives of feeds that are
-        gone or no longer archived are removed."""
+        """Bring the archives of ``feeds`` up to date; ``selected`` holds what each feed shows
+        (``build.select``), newest first: its archive holds every older entry.  Feeds showing
+        a source in ``skip`` (a folder the scan could not read) keep theirs as they are.
+        Archives of feeds that are gone or no longer archived are removed."""
         outcome = Outcome()
         self.pages_key = pages
         last, dirty = self._dirty()
@@ -361,7 +368,7 @@ class Archiver:
             if skipped & set(spec.sources):
                 outcome.histories[spec.name] = self.history(spec.name)
                 continue
-            self._feed(spec, now, dirty, states.get(spec.name), outcome)
+            self._feed(spec, now, selected[spec.name], dirty, states.get(spec.name), outcome)
             outcome.histories[spec.name] = self.history(spec.name)
             outcome.sources.update(spec.sources)
         self.bar.close()
@@ -378,13 +385,14 @@ class Archiver:
         self,
         spec: FeedSpec,
         now: int,
+        shown_by_feed: Sequence[Row],
         dirty: Sequence[tuple[str, int | None, str | None]],
         state: FeedState | None,
         outcome: Outcome,
     ) -> PageKey | None:
         urls = feed_urls(spec, self.base_url)
         settings = settings_fingerprint(spec, urls, self.pages_key)
-        boundary = self._boundary(spec, now)
+        boundary = _boundary(spec, shown_by_feed)
         if boundary is None:  # the feed shows every entry: no archive
             if state is None or state.boundary is not None or state.settings != settings:
                 outcome.removed.extend(self._remove(spec.name))

@@ -483,12 +483,18 @@ class Builder:
             prepare(self.target.config.templates)  # a first build: every page is to be made
         scanned, parsed, built = self.refresh(feeds, paths, now=now_s)
         scan_ms = (time.perf_counter() - started) * 1000
-        archives = self.archiver.update(feeds, now_s, skip=self.unreadable, pages=self.pages_key)
+        # What each feed shows: its plan, and where its archive begins (the rows before these).
+        selected = {spec.name: select(self.index, spec, now_s) for spec in feeds}
+        archives = self.archiver.update(
+            feeds, now_s, selected, skip=self.unreadable, pages=self.pages_key
+        )
         self.histories = archives.histories
         state = self.index.feed_state()
         index_state = state.pop(INDEX_PAGE, None)
         out = self.target.out
-        plans = [self._plan(spec, now_s, state.get(spec.name)) for spec in feeds]
+        plans = [
+            self._plan(spec, now_s, state.get(spec.name), selected[spec.name]) for spec in feeds
+        ]
         # A feed that shows a folder the scan could not read is left as it is.
         plans = [
             replace(plan, current=True) if self.unreadable.keys() & set(plan.spec.sources) else plan
@@ -563,12 +569,17 @@ class Builder:
         return written
 
     def _plan(
-        self, spec: FeedSpec, now: int, previous: tuple[str, int, list[list[object]]] | None
+        self,
+        spec: FeedSpec,
+        now: int,
+        previous: tuple[str, int, list[list[object]]] | None,
+        rows: list[Row] | None = None,
     ) -> FeedPlan:
+        """``rows``: what ``select`` gives, if the caller has it already."""
         urls = feed_urls(spec, self.target.base_url)
         folder = self.target.out / spec.name
         paths = [folder / name for name in (*FEED_FILES, PAGE_FILE)]
-        rows = select(self.index, spec, now)
+        rows = select(self.index, spec, now) if rows is None else rows
         current = bool(
             previous
             and previous[0]
