@@ -4,8 +4,8 @@ beside the same build without archives and Hugo rendering the same articles, in 
 Whole processes, page cache warm (the generated files are read once before the timed runs);
 wall time and peak RSS from ``wait4`` (the build's own process) and the largest of its
 workers.  Then, in process as the daemon does it (index open, one path from a file event),
-the work for one new dump: dated one second after the newest (same page) and dated now (a
-new month's page).
+the work for one new dump: dated one second after the newest, and dated now.  Either way the
+feed's files are rewritten and its oldest entry moves onto the newest archive page.
 
     python benchmarks/archive.py --count 20000
     python benchmarks/archive.py --count 100000 --hugo
@@ -125,17 +125,17 @@ def daemon_work(dumps: Path, out: Path, state: Path, runs: int) -> dict[str, flo
             head = fh.readline().strip()
         if head.startswith(b"<!--") and head[4:-3].isdigit():
             newest = max(newest, int(head[4:-3]) // 1000)
-    times: dict[str, list[float]] = {"same page": [], "new month": []}
+    times: dict[str, list[float]] = {"newer than all others": [], "dated now": []}
     with open_builder(
         Config(), dumps=dumps, out=out, base_url=BASE_URL, state_dir=state, parallel=False
     ) as (builder, _):
         now = datetime.now(UTC)
         builder.build(now=now)
         n = 0
-        for kind, samples in times.items():  # newer than all, in their month; then a new month
+        for kind, samples in times.items():  # a second after the newest; then dated now
             for i in range(runs):
                 n += 1
-                at = datetime.fromtimestamp(newest + n, UTC) if kind == "same page" else now
+                at = datetime.fromtimestamp(newest + n, UTC) if kind != "dated now" else now
                 rel = new_dump(dumps, n, at + timedelta(seconds=i))
                 started = time.perf_counter()
                 builder.build(now=now + timedelta(seconds=runs), paths=[rel])
@@ -165,7 +165,7 @@ def hugo_row(dumps: Path, work: Path) -> tuple[str, str]:
     hugo = shutil.which("hugo")
     if hugo is None:
         raise SystemExit("hugo is not installed (Debian package 'hugo')")
-    site = work / "hugo"
+    site = work / f"hugo-{dumps.name.removeprefix('dumps-')}"
     if not site.exists():
         hugo_site(dumps, site)
     os.sync()
