@@ -266,14 +266,10 @@ def _is_ad(el: etree._Element) -> bool:
     )
 
 
-def _structural_targets(root: etree._Element) -> list[etree._Element]:
-    """The elements below ``root`` that ``_restructure``'s first pass acts on, in document
-    order: structural tags, and ads (attributes are read only where there are some)."""
-    return [
-        el
-        for el in root.iterdescendants(etree.Element)
-        if el.tag in _STRUCTURAL or (len(el.attrib) and _is_ad(el))
-    ]
+def _structural_targets(elements: Iterable[etree._Element]) -> list[etree._Element]:
+    """The ``elements`` (in document order) that ``_restructure``'s first pass acts on:
+    structural tags, and ads (attributes are read only where there are some)."""
+    return [el for el in elements if el.tag in _STRUCTURAL or (len(el.attrib) and _is_ad(el))]
 
 
 def _is_proxied(src: str) -> bool:
@@ -283,10 +279,13 @@ def _is_proxied(src: str) -> bool:
     return (urlsplit(src).hostname or "") in _PROXIES
 
 
-def _restructure(root: etree._Element, base: str, checked: set[str]) -> None:
-    """Structural clean-up that needs a tree; nh3 does the allow-listing afterwards.  Every URL
-    it writes is added to ``checked``."""
-    for el in _structural_targets(root):
+def _restructure(
+    root: etree._Element, elements: list[etree._Element], base: str, checked: set[str]
+) -> None:
+    """Structural clean-up that needs a tree (``elements``: all below ``root``, in document
+    order); nh3 does the allow-listing afterwards.  Every URL it writes is added to
+    ``checked``."""
+    for el in _structural_targets(elements):
         if el.getparent() is None or not _attached(el, root):
             continue  # inside an element dropped or replaced before it
         tag = el.tag.lower()
@@ -383,10 +382,11 @@ def _plain(text: str) -> str:
 
 def plain_summary(text: str) -> str:
     """Text collapsed, without characters XML forbids, cut to ``SUMMARY_LENGTH`` characters."""
-    text = _plain(text)
-    if len(text) > SUMMARY_LENGTH:
-        text = text[: SUMMARY_LENGTH - 1].rstrip() + "…"
-    return text
+    return _cut(_plain(text))
+
+
+def _cut(plain: str) -> str:
+    return plain[: SUMMARY_LENGTH - 1].rstrip() + "…" if len(plain) > SUMMARY_LENGTH else plain
 
 
 def _children(el: etree._Element) -> Iterator[etree._Element]:
@@ -417,22 +417,23 @@ def _summary(root: etree._Element) -> str:
     size, check_at = 0, SUMMARY_LENGTH + 2
     walker = etree.iterwalk(root, events=("start", "end"))
     for event, el in walker:
-        if el.tag in _NOT_SUMMARY or el is skipped:
-            # Removed: only the text after it counts.
+        tag = el.tag
+        if tag in _NOT_SUMMARY or el is skipped:  # removed: only the text after it counts
             if event == "start":
                 walker.skip_subtree()
-            else:
-                parts.append(el.tail or "")
-            continue
-        if el.tag in _BLOCKS:
-            parts.append(" ")  # blocks are separated, inline elements are not
-        text = el.text if event == "start" else el.tail if el is not root else None
+                continue
+            text = el.tail
+        else:
+            if tag in _BLOCKS:
+                parts.append(" ")  # blocks are separated, inline elements are not
+            text = el.text if event == "start" else el.tail if el is not root else None
         if text:
             parts.append(text)
             size += len(text)
             if size >= check_at:
-                if len(_plain("".join(parts))) > SUMMARY_LENGTH:
-                    break
+                plain = _plain("".join(parts))
+                if len(plain) > SUMMARY_LENGTH:
+                    return _cut(plain)
                 check_at = 2 * size
     return plain_summary("".join(parts))
 
@@ -471,8 +472,11 @@ def _structured(body: str, base_url: str) -> Content:
     author = None
     if address is not None:
         author = collapse(strip_forbidden("".join(str(t) for t in address.itertext())))
+    # Held until the end: lxml makes a Python proxy for an element the first time it is seen
+    # and drops it when nothing refers to it; every later pass reuses these instead.
+    elements = list(root.iterdescendants(etree.Element))
     checked: set[str] = set()
-    _restructure(root, base_url, checked)
+    _restructure(root, elements, base_url, checked)
     _remove_empty(root)
     src = next((img.get("src") for img in root.iter("img") if img.get("src")), None)
     image = to_uri(src) if src else None
