@@ -21,14 +21,13 @@ import threading
 from collections.abc import Iterable, Iterator, Set
 from itertools import islice, product
 from typing import cast
-from urllib.parse import urlsplit
 
 import nh3
 from lxml import etree
 
 from feedbridge.dump import collapse, strip_forbidden
 from feedbridge.model import Content
-from feedbridge.urls import resolve, resolve_srcset, to_uri
+from feedbridge.urls import resolve, resolve_srcset, to_uri, url_host
 
 #: Characters of plain text kept in a summary (the text is mostly Chinese: characters, not words).
 SUMMARY_LENGTH = 200
@@ -85,8 +84,6 @@ _URL_ELEMENTS = ("img", "source", "video", "audio", "a", "blockquote", "q", "del
 #: Dropped by nh3 together with their content.
 _CLEAN_CONTENT = frozenset({"script", "style", "template", "noscript", "textarea", "select"})
 _PROXIES = frozenset({"images.weserv.nl"})
-#: What the proxy check asks urllib about: a URL whose text holds none of these has no such host.
-_PROXY_HINTS = tuple(sorted(_PROXIES))
 _BLOCKS = frozenset(
     {
         "p", "div", "section", "article", "main", "header", "footer", "aside", "li", "ul",
@@ -273,10 +270,7 @@ def _structural_targets(elements: Iterable[etree._Element]) -> list[etree._Eleme
 
 
 def _is_proxied(src: str) -> bool:
-    lower = src.lower()
-    if not any(hint in lower for hint in _PROXY_HINTS):
-        return False
-    return (urlsplit(src).hostname or "") in _PROXIES
+    return (url_host(src) or "") in _PROXIES
 
 
 def _restructure(

@@ -267,6 +267,13 @@ def resolve(url: str, base: str) -> str | None:
         return None
 
 
+def url_host(url: str) -> str | None:
+    """``urlsplit(url).hostname``, without urllib for a plain absolute URL (whose host is
+    lower-case already and alone in its authority)."""
+    plain = _PLAIN_ABSOLUTE.fullmatch(url)
+    return plain[1] if plain else urlsplit(url).hostname
+
+
 def _plain_join(url: str, base: str) -> tuple[str, str] | None:
     """``urljoin(base, url)`` and its host where both are plain enough that the join is
     ``url`` itself or the base's origin followed by ``url`` (and ``web_url`` gives it back as

@@ -16,6 +16,7 @@ from feedbridge.urls import (
     resolve_srcset,
     srcset_candidates,
     to_uri,
+    url_host,
     valid_host,
     web_url,
 )
@@ -263,3 +264,14 @@ def test_resolve_is_web_url_of_urljoin(url: str, base: str) -> None:
     if not url.strip(_C0_AND_SPACE):
         expected = None
     assert resolve(url, base) == expected
+
+
+@given(plain_refs)
+def test_url_host_is_urllibs_hostname(url: str) -> None:
+    try:
+        expected = urlsplit(url).hostname
+    except ValueError:
+        with pytest.raises(ValueError):
+            url_host(url)
+        return
+    assert url_host(url) == expected
