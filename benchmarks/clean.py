@@ -7,6 +7,7 @@ is the steadier number.
 
     python benchmarks/clean.py                 # 7 passes
     python benchmarks/clean.py --runs 21
+    python benchmarks/clean.py --generated 300 # 300 bodies of benchmarks/corpus.py (1-20 KB)
     python benchmarks/clean.py --hostile       # time per element of pathological bodies
 
 ``--hostile`` cleans bodies of one construct repeated 25,000 and 100,000 times: the time per
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import statistics
 import sys
 import time
@@ -26,12 +28,21 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
+sys.path.insert(1, str(HERE))
 
 from feedbridge.content import clean_html  # noqa: E402
 from feedbridge.dump import parse_dump  # noqa: E402
 from feedbridge.errors import DumpError  # noqa: E402
 
 SHARED = Path(os.environ.get("FEEDBRIDGE_SHARED", HERE.parent.parent / "shared"))
+
+
+def generated(count: int) -> list[tuple[str, str]]:
+    """Bodies as ``corpus.py`` writes them (the archives of ``scale.py``), with their URLs."""
+    from corpus import HOSTS, SOURCES, body
+
+    rng = random.Random(1)
+    return [(body(rng, n), f"{HOSTS[SOURCES[n % len(SOURCES)]]}{n}.html") for n in range(count)]
 
 
 def bodies(real: Path) -> list[tuple[str, str]]:
@@ -68,12 +79,13 @@ def hostile() -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--generated", type=int, metavar="N", help="N bodies of corpus.py")
     parser.add_argument("--hostile", action="store_true")
     args = parser.parse_args()
     if args.hostile:
         hostile()
         return
-    work = bodies(SHARED / "corpus" / "real")
+    work = generated(args.generated) if args.generated else bodies(SHARED / "corpus" / "real")
     size = sum(len(body) for body, _ in work)
     passes = []
     for _ in range(args.runs):

@@ -17,21 +17,23 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Callable, Set
-from urllib.parse import urlsplit
+import threading
+from collections.abc import Iterable, Iterator, Set
+from itertools import islice, product
+from typing import cast
 
-import lxml.html
 import nh3
 from lxml import etree
 
 from feedbridge.dump import collapse, strip_forbidden
 from feedbridge.model import Content
-from feedbridge.urls import resolve, resolve_srcset, to_uri
+from feedbridge.urls import resolve, resolve_srcset, to_uri, url_host
 
 #: Characters of plain text kept in a summary (the text is mostly Chinese: characters, not words).
 SUMMARY_LENGTH = 200
 
-_PARSER = lxml.html.HTMLParser(remove_comments=True, remove_pis=True, no_network=True)
+#: A plain libxml2 tree: lxml.html's element classes cost a Python lookup per element proxy.
+_PARSER = etree.HTMLParser(remove_comments=True, remove_pis=True, no_network=True)
 
 #: Dropped together with everything inside them.
 _DROP = frozenset(
@@ -47,6 +49,21 @@ _DROP = frozenset(
 _RENAME = {"image": "img", "xmp": "pre", "plaintext": "pre", "listing": "pre"}
 #: Embeds that become a plain link to what they embed.
 _EMBEDS = frozenset({"iframe", "frame", "embed"})
+#: Non-ASCII characters that ``str.lower`` makes an ASCII letter (the Kelvin sign is ``k``).
+#: libxml2 lower-cases only ASCII in a tag name, so ``<lin\u212a>`` arrives as written and is a
+#: ``link`` once lower-cased; a test checks this table against all of Unicode.
+_FOLDS_TO_ASCII = {"k": "\u212a"}
+
+
+def _spellings(names: Iterable[str]) -> frozenset[str]:
+    """Every tag name libxml2 may give that lower-cases to one of ``names``."""
+    found: set[str] = set()
+    for name in names:
+        choices = [(c, _FOLDS_TO_ASCII[c]) if c in _FOLDS_TO_ASCII else (c,) for c in name]
+        found.update("".join(spelling) for spelling in product(*choices))
+    return frozenset(found)
+
+
 #: Containers that say nothing when empty.
 _WRAPPERS = frozenset(
     {
@@ -57,6 +74,8 @@ _WRAPPERS = frozenset(
 )  # fmt: skip
 #: Elements that carry meaning without any text.
 _SELF_MEANING = frozenset({"img", "video", "audio", "br", "hr", "td", "th", "tr", "table"})
+#: Tags the structural pass acts on (whatever their attributes), as libxml2 may spell them.
+_STRUCTURAL = _spellings({*_RENAME, *_DROP, *_EMBEDS, "noscript", "picture"})
 _LAZY_SRC = ("data-src", "data-lazy-src", "data-original", "data-actualsrc")
 _LAZY_SRCSET = ("data-srcset", "data-lazy-srcset")
 _URL_ATTRS = ("href", "src", "poster", "cite")
@@ -107,6 +126,8 @@ _TAG = re.compile(r"<[^<>]*>")
 #: in hostile bodies (100,000 ``<a>`` took 53 s); renaming is constant time.
 _GONE = "feedbridge-gone"
 _GONE_START, _GONE_END = f"<{_GONE}>", f"</{_GONE}>"
+#: What ``_remove_empty`` may drop: wrappers, and what is already gone.
+_EMPTIABLE = _WRAPPERS | {_GONE}
 
 
 def safe_url(value: str, base: str, *, mailto: bool = False) -> str | None:
@@ -120,21 +141,33 @@ def safe_url(value: str, base: str, *, mailto: bool = False) -> str | None:
     return url if mailto and url[:7].lower() == "mailto:" else None
 
 
-def _url_guard(base: str, checked: Set[str]) -> Callable[[str, str, str], str | None]:
+def _guarded(tag: str, attr: str, value: str, base: str, checked: Set[str]) -> str | None:
     """nh3's attribute filter: every URL attribute of html5ever's tree, whatever the first stage
     made of it, leaves absolute http(s) (mailto for links) or not at all.  Values in
     ``checked`` are what the first stage itself wrote after these same checks."""
-
-    def guard(tag: str, attr: str, value: str) -> str | None:
-        if value in checked and (tag == "a" or not value.startswith("mailto:")):
-            return value
-        if attr == "srcset":
-            return resolve_srcset(value, base)
-        if attr in _URL_ATTRS:
-            return safe_url(value, base, mailto=tag == "a" and attr == "href")
+    if value in checked and (tag == "a" or not value.startswith("mailto:")):
         return value
+    if attr == "srcset":
+        return resolve_srcset(value, base)
+    if attr in _URL_ATTRS:
+        return safe_url(value, base, mailto=tag == "a" and attr == "href")
+    return value
 
-    return guard
+
+class _GuardState(threading.local):
+    """The base URL and checked values of the body being sanitized in this thread: the one
+    ``nh3.Cleaner`` is built once (building it costs as much as cleaning a body), so its
+    attribute filter reads them from here."""
+
+    base: str = ""
+    checked: Set[str] = frozenset()
+
+
+_GUARD = _GuardState()
+
+
+def _url_guard(tag: str, attr: str, value: str) -> str | None:
+    return _guarded(tag, attr, value, _GUARD.base, _GUARD.checked)
 
 
 def _set(el: etree._Element, attr: str, value: str) -> None:
@@ -150,12 +183,20 @@ def _lazy_target(el: etree._Element) -> bool:
     return any(el.get(a) for a in _LAZY_SRC)
 
 
+def _empty(el: etree._Element) -> None:
+    """Remove an element's attributes, text and children, but not its tail: written back, a
+    tail is checked again, and lxml refuses the control characters that libxml2 made of a
+    character reference such as ``&#1;`` (the whole body fell back to its text)."""
+    el.attrib.clear()
+    el.text = None
+    del el[:]
+
+
 def _drop(el: etree._Element) -> None:
     """Remove an element and everything inside it, keeping the text that follows it."""
     if el.getparent() is not None:
-        tail = el.tail
-        el.clear()
-        el.tag, el.tail = _GONE, tail
+        _empty(el)
+        el.tag = _GONE
 
 
 def _unwrap(el: etree._Element) -> None:
@@ -165,31 +206,19 @@ def _unwrap(el: etree._Element) -> None:
         el.tag = _GONE
 
 
-def _children(el: etree._Element) -> list[etree._Element]:
-    """An element's children as if every removed tag were gone: unwrapped ones give theirs."""
-    found: list[etree._Element] = []
-    for child in el:
-        if child.tag != _GONE:
-            found.append(child)
-        elif len(child):
-            found.extend(_children(child))
-    return found
-
-
 def _embed_link(el: etree._Element, base: str) -> None:
     src = safe_url(el.get("src") or el.get("data-src") or "", base)
     if src is None:
         _drop(el)
         return
-    # A paragraph of its own, as the embed was a block of its own.
-    block = etree.Element("p")
-    link = etree.SubElement(block, "a")
+    title = el.get("title") or ""
+    # A paragraph of its own, as the embed was a block of its own; made of the embed itself so
+    # that its tail stays as it is (``_empty``).
+    _empty(el)
+    el.tag = "p"
+    link = etree.SubElement(el, "a")
     _set(link, "href", src)
-    link.text = strip_forbidden(collapse(el.get("title") or "")) or src
-    block.tail = el.tail
-    parent = el.getparent()
-    if parent is not None:
-        parent.replace(el, block)
+    link.text = strip_forbidden(collapse(title)) or src
 
 
 def _promote_lazy(el: etree._Element) -> None:
@@ -206,23 +235,23 @@ def _promote_lazy(el: etree._Element) -> None:
 
 
 def _resolve_attrs(el: etree._Element, base: str, checked: set[str]) -> None:
-    for attr in _URL_ATTRS:
-        value = el.get(attr)
-        if value is None:
-            continue
-        url = safe_url(value, base, mailto=el.tag == "a" and attr == "href")
-        if url is None:
-            del el.attrib[attr]
-        else:
-            _set(el, attr, url)
+    link = el.tag == "a"
+    # One call for all attributes, a copy (safe to change them); str, as this parser makes them.
+    for attr, value in cast("list[tuple[str, str]]", el.items()):
+        if attr in _URL_ATTRS:
+            url = safe_url(value, base, mailto=link and attr == "href")
+            if url is None:
+                del el.attrib[attr]
+                continue
+            if url != value:  # a URL is URI characters only: nothing for ``_set`` to strip
+                el.set(attr, url)
             checked.add(url)
-    srcset = el.get("srcset")
-    if srcset is not None:
-        resolved = resolve_srcset(srcset, base)
-        if resolved is None:
-            del el.attrib["srcset"]
-        else:
-            _set(el, "srcset", resolved)
+        elif attr == "srcset":
+            resolved = resolve_srcset(value, base)
+            if resolved is None:
+                del el.attrib[attr]
+                continue
+            _set(el, attr, resolved)  # descriptors are the author's text
             checked.add(resolved)
 
 
@@ -234,14 +263,25 @@ def _is_ad(el: etree._Element) -> bool:
     )
 
 
-def _restructure(root: etree._Element, base: str, checked: set[str]) -> None:
-    """Structural clean-up that needs a tree; nh3 does the allow-listing afterwards.  Every URL
-    it writes is added to ``checked``."""
-    for el in list(root.iter()):
-        if el is root or not isinstance(el.tag, str):
-            continue
+def _structural_targets(elements: Iterable[etree._Element]) -> list[etree._Element]:
+    """The ``elements`` (in document order) that ``_restructure``'s first pass acts on:
+    structural tags, and ads (attributes are read only where there are some)."""
+    return [el for el in elements if el.tag in _STRUCTURAL or (len(el.attrib) and _is_ad(el))]
+
+
+def _is_proxied(src: str) -> bool:
+    return (url_host(src) or "") in _PROXIES
+
+
+def _restructure(
+    root: etree._Element, elements: list[etree._Element], base: str, checked: set[str]
+) -> None:
+    """Structural clean-up that needs a tree (``elements``: all below ``root``, in document
+    order); nh3 does the allow-listing afterwards.  Every URL it writes is added to
+    ``checked``."""
+    for el in _structural_targets(elements):
         if el.getparent() is None or not _attached(el, root):
-            continue
+            continue  # inside an element dropped or replaced before it
         tag = el.tag.lower()
         if tag in _RENAME:
             el.tag = tag = _RENAME[tag]
@@ -261,20 +301,23 @@ def _restructure(root: etree._Element, base: str, checked: set[str]) -> None:
             for source in el.findall("source"):
                 _drop(source)
             _unwrap(el)
+    detached = False  # only dropping an <img> that holds elements detaches any
     for el in list(root.iter(*_URL_ELEMENTS)):
-        if not _attached(el, root):
+        if detached and not _attached(el, root):
             continue
-        if el.tag in ("img", "source", "video"):
+        tag = el.tag
+        if tag in ("img", "source", "video"):
             _promote_lazy(el)
         _resolve_attrs(el, base, checked)
-        if el.tag == "a" and el.get("href") is None:
+        if tag == "a" and el.get("href") is None:
             _unwrap(el)  # a link that pointed nowhere safe is just its text
             continue
-        if el.tag == "img":
+        if tag == "img":
             src = el.get("src")
             if src is None:
+                detached = detached or len(el) > 0
                 _drop(el)
-            elif (urlsplit(src).hostname or "") in _PROXIES:
+            elif _is_proxied(src):
                 # The proxy serves the picture; srcset keeps the hot-link-blocked originals.
                 for attr in ("srcset", "sizes"):
                     if attr in el.attrib:
@@ -291,19 +334,32 @@ def _attached(el: etree._Element, root: etree._Element) -> bool:
 
 
 def _remove_empty(root: etree._Element) -> None:
+    """Drop wrappers that hold nothing but whitespace and other such wrappers."""
     # Reverse document order visits children before their parents, so emptiness propagates up.
+    # (Filtering tags in Python is cheaper than lxml matching this many names.)
     empty: set[etree._Element] = set()
-    for el in reversed(list(root.iter(_GONE, *_WRAPPERS))):
-        text = el.text
-        if el is root or (text and not text.isspace()):
+    for el in reversed(list(root.iterdescendants())):
+        if el.tag not in _EMPTIABLE:
             continue
-        if len(el) and not all(
-            child in empty and (not child.tail or child.tail.isspace()) for child in el
-        ):
+        text = el.text
+        if text and not text.isspace():
+            continue
+        if len(el) and not _all_empty(el, empty):
             continue
         empty.add(el)
         if el.tag != _GONE:
             _drop(el)
+
+
+def _all_empty(el: etree._Element, empty: Set[etree._Element]) -> bool:
+    """Every child of ``el`` is in ``empty`` and followed by whitespace at most."""
+    for child in el:
+        if child not in empty:
+            return False
+        tail = child.tail
+        if tail and not tail.isspace():
+            return False
+    return True
 
 
 def _serialize(root: etree._Element) -> str:
@@ -314,53 +370,95 @@ def _serialize(root: etree._Element) -> str:
     return text.removeprefix("<body>").removesuffix("</body>")
 
 
+def _plain(text: str) -> str:
+    return collapse(strip_forbidden(text))
+
+
 def plain_summary(text: str) -> str:
     """Text collapsed, without characters XML forbids, cut to ``SUMMARY_LENGTH`` characters."""
-    text = collapse(strip_forbidden(text))
-    if len(text) > SUMMARY_LENGTH:
-        text = text[: SUMMARY_LENGTH - 1].rstrip() + "…"
-    return text
+    return _cut(_plain(text))
+
+
+def _cut(plain: str) -> str:
+    return plain[: SUMMARY_LENGTH - 1].rstrip() + "…" if len(plain) > SUMMARY_LENGTH else plain
+
+
+def _children(el: etree._Element) -> Iterator[etree._Element]:
+    """An element's children as the summary sees them: removed tags are gone (unwrapped ones
+    give theirs), and so is page furniture."""
+    for child in el:
+        tag = child.tag
+        if tag in _NOT_SUMMARY:
+            continue
+        if tag != _GONE:
+            yield child
+        elif len(child):
+            yield from _children(child)
 
 
 def _summary(root: etree._Element) -> str:
-    for el in list(root.iter(*_NOT_SUMMARY)):
-        if _attached(el, root):
-            _drop(el)
-    first = next(iter(_children(root)), None)
+    """The body's text as a summary: blocks separated, page furniture and the feedx date
+    marker at the top left out.  The walk stops once the summary is certain to be cut (the
+    collapsed text of a prefix is a prefix of the whole's), so a long body costs no more than
+    a short one."""
+    skipped = None
+    first = next(_children(root), None)
     if first is not None and first.tag == "div":
-        inside = _children(first)
+        inside = list(islice(_children(first), 2))
         if len(inside) == 1 and inside[0].tag == "i":
-            _drop(first)  # the feedx date marker at the top of the body
+            skipped = first  # the feedx date marker at the top of the body
     parts: list[str] = []
-    for event, el in etree.iterwalk(root, events=("start", "end")):
-        if el.tag in _BLOCKS:
-            parts.append(" ")  # blocks are separated, inline elements are not
-        if event == "start":
-            parts.append(el.text or "")
-        elif el is not root:
-            parts.append(el.tail or "")
+    size, check_at = 0, SUMMARY_LENGTH + 2
+    walker = etree.iterwalk(root, events=("start", "end"))
+    for event, el in walker:
+        tag = el.tag
+        if tag in _NOT_SUMMARY or el is skipped:  # removed: only the text after it counts
+            if event == "start":
+                walker.skip_subtree()
+                continue
+            text = el.tail
+        else:
+            if tag in _BLOCKS:
+                parts.append(" ")  # blocks are separated, inline elements are not
+            text = el.text if event == "start" else el.tail if el is not root else None
+        if text:
+            parts.append(text)
+            size += len(text)
+            if size >= check_at:
+                plain = _plain("".join(parts))
+                if len(plain) > SUMMARY_LENGTH:
+                    return _cut(plain)
+                check_at = 2 * size
     return plain_summary("".join(parts))
+
+
+_CLEANER = nh3.Cleaner(
+    tags=_TAGS,
+    attributes=_ATTRIBUTES,
+    url_schemes=_SCHEMES,
+    clean_content_tags=_CLEAN_CONTENT,
+    link_rel="noopener noreferrer",
+    strip_comments=True,
+    attribute_filter=_url_guard,
+)
 
 
 def sanitize(fragment: str, *, base_url: str, checked: Set[str] = frozenset()) -> str:
     """The allow-list pass, on html5ever's view of ``fragment``: only known tags and attributes
     survive, and every URL is absolute http(s) (or a mailto: link)."""
-    cleaned = nh3.clean(
-        fragment,
-        tags=_TAGS,
-        attributes=_ATTRIBUTES,
-        url_schemes=_SCHEMES,
-        clean_content_tags=_CLEAN_CONTENT,
-        link_rel="noopener noreferrer",
-        strip_comments=True,
-        attribute_filter=_url_guard(base_url, checked),
-    )
+    _GUARD.base, _GUARD.checked = base_url, checked
+    try:
+        cleaned = _CLEANER.clean(fragment)
+    finally:
+        _GUARD.base, _GUARD.checked = "", frozenset()
     return strip_forbidden(cleaned)
 
 
 def _structured(body: str, base_url: str) -> Content:
     """Both stages: the lxml rewrite, then the allow-list."""
-    doc = lxml.html.document_fromstring(f"<html><body>{body}</body></html>", parser=_PARSER)
+    doc = etree.fromstring(f"<html><body>{body}</body></html>", _PARSER)
+    if doc is None:
+        raise ValueError("libxml2 made no document")  # clean_html falls back to the text
     root = doc.find("body")
     if root is None:
         return Content(html="", summary="")
@@ -368,8 +466,11 @@ def _structured(body: str, base_url: str) -> Content:
     author = None
     if address is not None:
         author = collapse(strip_forbidden("".join(str(t) for t in address.itertext())))
+    # Held until the end: lxml makes a Python proxy for an element the first time it is seen
+    # and drops it when nothing refers to it; every later pass reuses these instead.
+    elements = list(root.iterdescendants(etree.Element))
     checked: set[str] = set()
-    _restructure(root, base_url, checked)
+    _restructure(root, elements, base_url, checked)
     _remove_empty(root)
     src = next((img.get("src") for img in root.iter("img") if img.get("src")), None)
     image = to_uri(src) if src else None

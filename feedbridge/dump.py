@@ -24,7 +24,6 @@ MIN_TIME = datetime(1990, 1, 1, tzinfo=UTC)
 MAX_TIME = datetime(2200, 1, 1, tzinfo=UTC)
 
 _FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
-_SPACE = re.compile(r"\s+")
 #: A URI scheme after optional white space (the two classes are disjoint: no backtracking).
 _SCHEME_AT = re.compile(r"\s*[A-Za-z][A-Za-z0-9+.\-]*:")
 #: The feedx date marker.  Anchored, and read within the first 2,048 characters of a body;
@@ -65,8 +64,9 @@ def strip_forbidden(text: str) -> str:
 
 
 def collapse(text: str) -> str:
-    """Collapse runs of whitespace to one space and trim."""
-    return _SPACE.sub(" ", text).strip()
+    """Collapse runs of whitespace to one space and trim (``str.split``'s whitespace is the
+    regex ``\\s``, Unicode's; splitting is several times faster than substituting)."""
+    return " ".join(text.split())
 
 
 def _shown(value: str) -> str:

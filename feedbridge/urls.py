@@ -31,11 +31,29 @@ _HEX_DIGITS = "0123456789abcdef"
 _DEVIATIONS = frozenset("\u00df\u03c2\u200c\u200d")
 #: Dot-separated labels of letters, digits and hyphens (where hyphens may stand is checked apart).
 _LDH_NAME = re.compile(r"[0-9A-Za-z\-]{1,63}(?:\.[0-9A-Za-z\-]{1,63})*")
+#: Plain references: URI characters only, no ``;`` parameter in the path (urllib splits it off
+#: and drops it when empty), no empty ``?`` query or ``#`` fragment (urllib drops those too).
+_PATH = r"[0-9A-Za-z\-._~!$&'()*+,=:@/%]*"
+_QUERY_FRAGMENT = (
+    r"(?:\?[0-9A-Za-z\-._~!$&'()*+,=:@/%;?]+)?(?:#[0-9A-Za-z\-._~!$&'()*+,=:@/%;?#]+)?"
+)
+#: An absolute http(s) URL that ``urljoin`` returns as written (it has a host, so nothing is
+#: resolved) and ``web_url`` publishes as written once its host is valid: lower-case scheme
+#: and ASCII host, no port or userinfo.
+_PLAIN_ABSOLUTE = re.compile(rf"https?://([a-z0-9.\-]+)(?:/{_PATH})?{_QUERY_FRAGMENT}")
+#: A path from the root (``/a/b?q``) that ``urljoin`` appends to the base's origin as written
+#: when no segment is ``.`` or ``..`` (checked apart).
+_PLAIN_ROOTED = re.compile(rf"(/(?!/){_PATH}){_QUERY_FRAGMENT}")
+#: The origin of a base that urllib splits as it reads (lower-case scheme, plain host).
+_PLAIN_ORIGIN = re.compile(r"(https?://([a-z0-9.\-]+))(?:[/?#]|\Z)")
 #: What WHATWG URL parsers strip from both ends of an attribute URL (C0 controls and space).
 _C0_AND_SPACE = "".join(chr(c) for c in range(0x21))
-#: A ``srcset`` candidate: separators, then a URL (a run of non-space not starting with a comma).
-#: The HTML standard's ASCII whitespace.
-_HTML_SPACE = " \t\n\f\r"
+#: A ``srcset`` candidate: separators (the HTML standard's ASCII whitespace, commas), then a
+#: URL (a run of anything else; after the separators it cannot start with a comma).
+_SRCSET_URL = re.compile(r"[ \t\n\f\r,]*+([^ \t\n\f\r]*+)")
+#: A candidate's descriptors: up to a comma that is not inside parentheses (an open one
+#: without its ``)`` runs to the end).
+_SRCSET_DESCRIPTORS = re.compile(r"(?:[^,(]++|\([^)]*+\)?+)*+")
 
 
 def is_ldh_label(label: str) -> bool:
@@ -239,38 +257,76 @@ def resolve(url: str, base: str) -> str | None:
     url = url.strip(_C0_AND_SPACE)
     if not url:
         return None
+    plain = _plain_join(url, base)  # the common cases, without urllib's parse and join
+    if plain is not None:
+        joined, host = plain
+        return joined if valid_host(host) else None
     try:
         return web_url(urljoin(base, url), mailto=True)
     except ValueError:
         return None
 
 
+def url_host(url: str) -> str | None:
+    """``urlsplit(url).hostname``, without urllib for a plain absolute URL (whose host is
+    lower-case already and alone in its authority)."""
+    plain = _PLAIN_ABSOLUTE.fullmatch(url)
+    return plain[1] if plain else urlsplit(url).hostname
+
+
+def _plain_join(url: str, base: str) -> tuple[str, str] | None:
+    """``urljoin(base, url)`` and its host where both are plain enough that the join is
+    ``url`` itself or the base's origin followed by ``url`` (and ``web_url`` gives it back as
+    it is if the host is valid); None for anything else, which takes urllib's way."""
+    if url[0] == "/":
+        rooted = _PLAIN_ROOTED.fullmatch(url)
+        origin = _origin(base)
+        if rooted is None or origin is None or "/." in rooted[1]:
+            return None
+        return origin[0] + url, origin[1]
+    absolute = _PLAIN_ABSOLUTE.fullmatch(url)
+    if absolute is None or not _base_parses(base):
+        return None
+    return url, absolute[1]
+
+
+@functools.lru_cache(maxsize=64)  # one base for every URL of a body
+def _origin(base: str) -> tuple[str, str] | None:
+    """``scheme://host`` and the host of a base that urllib reads as it is written."""
+    plain = _PLAIN_ORIGIN.match(base)
+    return (plain[1], plain[2]) if plain else None
+
+
+@functools.lru_cache(maxsize=64)
+def _base_parses(base: str) -> bool:
+    """``urljoin`` parses the base even for an absolute URL, and raises if it cannot."""
+    try:
+        urlsplit(base)
+    except ValueError:
+        return False
+    return True
+
+
 def srcset_candidates(srcset: str) -> list[tuple[str, str]]:
     """``(url, descriptors)`` of every image candidate, split as the HTML standard's parser
     splits them: a URL is a run without whitespace (commas at its end separate it from the
-    next); descriptors run to the next comma outside parentheses.  Linear in the input."""
+    next); descriptors run to the next comma outside parentheses.  Linear in the input (the
+    patterns' quantifiers are possessive)."""
     candidates: list[tuple[str, str]] = []
-    pos, end = 0, len(srcset)
+    pos = 0
     while True:
-        while pos < end and (srcset[pos] in _HTML_SPACE or srcset[pos] == ","):
-            pos += 1
-        if pos >= end:
+        found = _SRCSET_URL.match(srcset, pos)
+        assert found is not None  # both parts of the pattern may be empty
+        url, pos = found[1], found.end()
+        if not url:  # only separators were left
             return candidates
-        start = pos
-        while pos < end and srcset[pos] not in _HTML_SPACE:
-            pos += 1
-        url = srcset[start:pos]
         if url.endswith(","):
             candidates.append((url.rstrip(","), ""))
             continue
-        start, depth = pos, False
-        while pos < end and (depth or srcset[pos] != ","):
-            if srcset[pos] == "(":
-                depth = True
-            elif srcset[pos] == ")":
-                depth = False
-            pos += 1
-        candidates.append((url, " ".join(srcset[start:pos].split())))
+        descriptors = _SRCSET_DESCRIPTORS.match(srcset, pos)
+        assert descriptors is not None
+        pos = descriptors.end()
+        candidates.append((url, " ".join(descriptors[0].split())))
 
 
 def resolve_srcset(srcset: str, base: str) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from feedbridge.dump import epoch_time, parse_dump, parse_title_line, plain_head
+from feedbridge.dump import collapse, epoch_time, parse_dump, parse_title_line, plain_head
 from feedbridge.errors import DumpError, FeedbridgeError
 from feedbridge.model import Provenance
 from feedbridge.urls import normalize_url
@@ -721,3 +722,11 @@ def test_a_head_does_not_take_a_body_date_the_whole_body_overrides() -> None:
     for cut in range(len(data) - len(body), len(data)):
         head = parse_dump(data[:cut], path="p.md", mtime=MTIME, complete=False)
         assert head.published in (whole.published, MTIME), cut
+
+
+def test_collapse_collapses_every_unicode_white_space() -> None:
+    """``collapse`` splits on ``str.split``'s white space: it must be what ``\\s`` matches."""
+    spaces = [chr(c) for c in range(0x110000) if re.fullmatch(r"\s", chr(c))]
+    text = " x".join(spaces) + "y" + "".join(spaces) + "z" + "".join(spaces)
+    assert collapse(text) == re.sub(r"\s+", " ", text).strip()
+    assert collapse(text) == "x " * (len(spaces) - 1) + "y z"

@@ -3,13 +3,23 @@ host every parser reads the same way, and no structure that IDNA made up."""
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from feedbridge.urls import URI_SAFE, resolve, resolve_srcset, to_uri, valid_host, web_url
+from feedbridge.urls import (
+    _C0_AND_SPACE,
+    URI_SAFE,
+    resolve,
+    resolve_srcset,
+    srcset_candidates,
+    to_uri,
+    url_host,
+    valid_host,
+    web_url,
+)
 
 BASE = "https://www.example.org/a/b.html"
 URI_CHARS = frozenset("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ" + URI_SAFE)
@@ -201,3 +211,67 @@ def test_resolve_srcset_publishes_only_http_urls(items: list[str]) -> None:
         url, _, descriptor = candidate.partition(" ")
         assert_published(url, schemes=("http", "https"))
         assert "," not in descriptor
+
+
+def _srcset_by_the_standard(srcset: str) -> list[tuple[str, str]]:
+    """The HTML standard's srcset parsing, a character at a time (the oracle for the patterns)."""
+    space = " \t\n\f\r"
+    candidates, pos, end = [], 0, len(srcset)
+    while True:
+        while pos < end and srcset[pos] in space + ",":
+            pos += 1
+        if pos >= end:
+            return candidates
+        start = pos
+        while pos < end and srcset[pos] not in space:
+            pos += 1
+        url = srcset[start:pos]
+        if url.endswith(","):
+            candidates.append((url.rstrip(","), ""))
+            continue
+        start, inside = pos, False
+        while pos < end and (inside or srcset[pos] != ","):
+            inside = {"(": True, ")": False}.get(srcset[pos], inside)
+            pos += 1
+        candidates.append((url, " ".join(srcset[start:pos].split())))
+
+
+@given(st.text(alphabet=" \t\n\f\r\v\u3000,()a/1xw.", max_size=40))
+def test_srcset_candidates_split_as_the_standard_does(srcset: str) -> None:
+    assert srcset_candidates(srcset) == _srcset_by_the_standard(srcset)
+
+
+#: References that the fast way of ``resolve`` takes, and near misses that it must leave to urllib.
+plain_refs = st.builds(
+    lambda start, rest: start + rest,
+    st.sampled_from(["https://h.example", "http://a-1.example", "https://H.example", "/", "//h.x",
+                     "https://h.example:8", "http://[::1]", "https://0x7f.1", "https://-a.b", ""]),
+    st.text(alphabet="/.;?#%aZ09-_~=&@:!$'()*+,[] \t\n\u6587", max_size=16),
+)  # fmt: skip
+plain_bases = st.sampled_from(
+    [BASE, "http://www.example.org", "https://h.example/x/?q#f", "https://H.example/",
+     "https://h.example:8/", "https://[::1/", "", "https://例子.中国/a"]
+)  # fmt: skip
+
+
+@given(plain_refs, plain_bases)
+def test_resolve_is_web_url_of_urljoin(url: str, base: str) -> None:
+    """``resolve`` skips urllib for plain references; the result must be urllib's all the same."""
+    try:
+        expected: str | None = web_url(urljoin(base, url.strip(_C0_AND_SPACE)), mailto=True)
+    except ValueError:
+        expected = None
+    if not url.strip(_C0_AND_SPACE):
+        expected = None
+    assert resolve(url, base) == expected
+
+
+@given(plain_refs)
+def test_url_host_is_urllibs_hostname(url: str) -> None:
+    try:
+        expected = urlsplit(url).hostname
+    except ValueError:
+        with pytest.raises(ValueError):
+            url_host(url)
+        return
+    assert url_host(url) == expected
