@@ -527,3 +527,37 @@ def test_a_clock_set_back_takes_entries_out_again(tmp_path: Path) -> None:
     assert {k: v[0] for k, v in snapshot(fresh).items()} == {
         k: v[0] for k, v in snapshot(out).items()
     }
+
+
+@pytest.mark.parametrize(
+    "text", ['&<>"\\\t\n\x7f', "<b>&amp;</b>", "中文“引号”", 'x" onload="y', "\U0001f600"]
+)
+def test_an_entrys_cost_bounds_what_it_adds_to_each_document(text: str) -> None:
+    """A page's documents are cut by summed entry costs: each entry must add at most its
+    cost to the Atom and the JSON page, whatever its fields hold."""
+    from feedbridge.archive import HEAD_BYTES, Page, PageKey, Site, page_history, render_page
+    from feedbridge.config import feed_urls
+
+    spec = FeedSpec("s", "s", ("s",))
+    key = PageKey("2024-01", 1)
+    history = page_history(BASE_URL, "s", key, None, None)
+    site = Site("t", None)
+
+    def sizes(entries: tuple[Entry, ...]) -> dict[str, int]:
+        docs = render_page(spec, feed_urls(spec, BASE_URL), Page(key, entries), history,
+                           older=None, newer=None, site=site)  # fmt: skip
+        return {suffix: len(data) for suffix, data in docs.items() if suffix != ".html"}
+
+    when = datetime(2024, 1, 1, tzinfo=UTC)
+    filled = Entry(
+        "https://example.org/" + text.encode().hex(),
+        "https://example.org/a?q=" + text.encode().hex(),
+        text * 50,
+        when,
+        "s",
+        Content(text * 2000, text * 30, "https://img.example.org/x.jpg", text * 5),
+    )
+    empty = sizes(())
+    assert all(size <= HEAD_BYTES for size in empty.values())
+    for suffix, size in sizes((filled,)).items():
+        assert size - empty[suffix] <= entry_cost(filled), suffix
