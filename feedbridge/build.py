@@ -13,6 +13,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from functools import partial
@@ -173,6 +174,10 @@ def load_content(root: Path, row: Row, max_bytes: int) -> Content | Row | None:
         return rejected(new, 1, f"cannot clean the body: {type(e).__name__}: {e}")
 
 
+def _worker_count() -> int:
+    return min(os.cpu_count() or 1, 8)
+
+
 def _load_job(job: tuple[Path, Row, int]) -> Content | Row | None:
     return load_content(*job)
 
@@ -227,6 +232,8 @@ class Builder:
         self.fallbacks = fallbacks
         #: Large scans fork worker processes; a daemon (which has threads) says no.
         self.parallel = parallel
+        #: Processes cleaning bodies, forked once a build needs them and stopped as it ends.
+        self._pool: ProcessPoolExecutor | None = None
         #: Paths that changed while they were being read in the last refresh.
         self.unsettled: set[str] = set()
         #: The dumps root the build in progress started from (see ``_same_root``).
@@ -395,30 +402,34 @@ class Builder:
         missing = [row for row in rows if row.rel not in found]
         for start in range(0, len(missing), _BATCH):
             batch = missing[start : start + _BATCH]
-            self._prefetch(batch, progress=no_progress)  # the archive's bar counts these
-            found.update(self.index.contents(batch))
+            found.update(self._prefetch(batch, progress=no_progress))  # the archive's bar
         return found
 
-    def _prefetch(self, rows: list[Row], progress: Progress | None = None) -> None:
-        """Read and clean the bodies of many dumps at once, one process per core."""
+    def _workers(self) -> ProcessPoolExecutor:
+        """The build's cleaning processes (one per core, at most 8), forked on first use.
+        Not multiprocessing.Pool: a worker that dies outright fails this build with
+        BrokenProcessPool instead of hanging it."""
+        if self._pool is None:
+            import multiprocessing
+
+            context = multiprocessing.get_context("fork")
+            self._pool = ProcessPoolExecutor(_worker_count(), context)
+        return self._pool
+
+    def _prefetch(self, rows: list[Row], progress: Progress | None = None) -> dict[str, Content]:
+        """Read and clean the bodies of many dumps at once, one process per core; returns
+        those that could be had (and caches them in the index)."""
         max_bytes = self.target.config.max_bytes
         jobs = [(self.target.dumps, row, max_bytes) for row in rows]
-        workers = min(os.cpu_count() or 1, 8)
+        workers = _worker_count()
         loaded: list[Content | Row | None] = []
         bar = (progress or self.progress)(len(jobs), "cleaning", "entry")
         try:
             if self.parallel and workers > 1 and len(rows) >= PARALLEL_MIN_BODIES:
-                import multiprocessing
-                from concurrent.futures import ProcessPoolExecutor
-
-                # Not multiprocessing.Pool: a worker that dies outright fails this build with
-                # BrokenProcessPool instead of hanging it.
                 chunk = max(1, len(jobs) // (workers * 4))
-                context = multiprocessing.get_context("fork")
-                with ProcessPoolExecutor(workers, context) as pool:
-                    for outcome in pool.map(_load_job, jobs, chunksize=chunk):
-                        loaded.append(outcome)
-                        bar.update()
+                for outcome in self._workers().map(_load_job, jobs, chunksize=chunk):
+                    loaded.append(outcome)
+                    bar.update()
             else:
                 for job in jobs:
                     loaded.append(_load_job(job))
@@ -433,6 +444,7 @@ class Builder:
                 self._forget_or_update(row, outcome)
         if fresh:
             self.index.store_content(fresh)
+        return {row.rel: content for row, content in fresh}
 
     @staticmethod
     def _entry(row: Row, content: Content) -> Entry:
@@ -460,12 +472,17 @@ class Builder:
         one warning: the same bytes as a build with a clean index."""
         root = self._root()
         try:
-            return self._build(root, now=now, paths=paths)
-        except Exception as e:
-            if not is_damage(e):
-                raise
-            self.index.reset(e)
-        return self._build(root, now=now, paths=None)
+            try:
+                return self._build(root, now=now, paths=paths)
+            except Exception as e:
+                if not is_damage(e):
+                    raise
+                self.index.reset(e)
+            return self._build(root, now=now, paths=None)
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True, cancel_futures=True)
+                self._pool = None
 
     def _build(
         self, root: RootListing, *, now: datetime, paths: Iterable[str] | None
