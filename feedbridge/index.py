@@ -58,15 +58,19 @@ class Row:
 #: cost, an index of dumps by entry id (the dumps sharing an id decide which one a page
 #: shows), and a log of the (source, time, id) of every dump row stored or forgotten, filled
 #: by triggers (also in scan workers), so that a build knows which months of which feeds
-#: changed without a full scan.
+#: changed without a full scan.  The triggers log only once some feed has an archive: a feed
+#: without archive state is archived whole, so a first build (and a build without archives)
+#: pays nothing for them.
 ARCHIVE_SCHEMA = """
     BEGIN;
     CREATE TABLE IF NOT EXISTS archive_dirty (source TEXT NOT NULL, published INTEGER, id TEXT);
-    CREATE TRIGGER IF NOT EXISTS archive_dirty_store BEFORE INSERT ON dumps BEGIN
+    CREATE TRIGGER IF NOT EXISTS archive_dirty_store BEFORE INSERT ON dumps
+    WHEN EXISTS (SELECT 1 FROM archive_feeds) BEGIN
         INSERT INTO archive_dirty SELECT source, published, id FROM dumps WHERE rel = NEW.rel;
         INSERT INTO archive_dirty VALUES (NEW.source, NEW.published, NEW.id);
     END;
-    CREATE TRIGGER IF NOT EXISTS archive_dirty_forget AFTER DELETE ON dumps BEGIN
+    CREATE TRIGGER IF NOT EXISTS archive_dirty_forget AFTER DELETE ON dumps
+    WHEN EXISTS (SELECT 1 FROM archive_feeds) BEGIN
         INSERT INTO archive_dirty VALUES (OLD.source, OLD.published, OLD.id);
         DELETE FROM archive_costs WHERE rel = OLD.rel;
     END;
