@@ -39,7 +39,7 @@ from feedbridge.archive import (
 )
 from feedbridge.compress import GZIP_SUFFIX
 from feedbridge.config import feed_urls
-from feedbridge.index import Index, Row, from_db, transaction
+from feedbridge.index import ARCHIVE_ID_INDEX, Index, Row, from_db, transaction
 from feedbridge.model import Content, Entry, FeedSpec, FeedUrls, History
 from feedbridge.progress import Bar, Progress, no_progress
 from feedbridge.publish import remove_output, write_if_changed
@@ -338,6 +338,9 @@ class Archiver:
         Archives of feeds that are gone or no longer archived are removed."""
         outcome = Outcome()
         self.pages_key = pages
+        if any(spec.archive for spec in feeds):
+            with self.index.writer:
+                self.index.db.execute(ARCHIVE_ID_INDEX)
         last, dirty = self._dirty()
         states = self._feeds()
         skipped = set(skip)
