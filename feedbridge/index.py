@@ -391,6 +391,8 @@ class Index:
                 extra TEXT) WITHOUT ROWID;
             CREATE INDEX IF NOT EXISTS dumps_newest ON dumps (source, published DESC, rel DESC);
             CREATE INDEX IF NOT EXISTS dumps_unusual ON dumps (rel) WHERE extra IS NOT NULL;
+            CREATE INDEX IF NOT EXISTS dumps_rejected ON dumps (rel)
+                WHERE extra IS NOT NULL AND published IS NULL;
             CREATE TABLE IF NOT EXISTS content (
                 rel TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
                 html TEXT NOT NULL, summary TEXT NOT NULL, image TEXT, author TEXT);
@@ -498,7 +500,8 @@ class Index:
         return list(heapq.merge(*walks, key=_newest_key))
 
     def rejected(self) -> list[Row]:
-        # "extra IS NOT NULL" lets SQLite use the small partial index dumps_unusual.
+        # The partial index dumps_rejected holds exactly these rows: a build (the daemon's, for
+        # every file event) lists them without visiting the dumps whose time was only unusual.
         return list(
             self._rows(
                 "SELECT * FROM dumps WHERE extra IS NOT NULL AND published IS NULL ORDER BY rel"
