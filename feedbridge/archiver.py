@@ -42,7 +42,7 @@ from feedbridge.config import feed_urls
 from feedbridge.index import ARCHIVE_ID_INDEX, Index, Row, from_db, transaction
 from feedbridge.model import Content, Entry, FeedSpec, FeedUrls, History
 from feedbridge.progress import Bar, Progress, no_progress
-from feedbridge.publish import remove_output, write_if_changed
+from feedbridge.publish import file_signature, remove_output, write_if_changed
 
 logger = logging.getLogger(__name__)
 
@@ -113,17 +113,6 @@ def page_fingerprint(settings: str, rows: Sequence[Row], history: History) -> st
             asdict(history),
         ]
     )
-
-
-def _signature(paths: Iterable[Path]) -> list[list[object]]:
-    sig: list[list[object]] = []
-    for p in paths:
-        try:
-            st = p.stat()
-            sig.append([p.name, st.st_size, st.st_mtime_ns])
-        except FileNotFoundError:
-            sig.append([p.name, None, None])
-    return sig
 
 
 def _newest_key(row: Row) -> Key:
@@ -507,17 +496,12 @@ class Archiver:
         is left out."""
         db = self.index.db
         wanted = {r.rel: (r.size, r.mtime_ns) for r in rows}
-        costs: dict[str, int] = {}
-        keys = list(wanted)
-        for start in range(0, len(keys), 500):
-            chunk = keys[start : start + 500]
-            sql = (
-                "SELECT rel, size, mtime_ns, cost FROM archive_costs"
-                f" WHERE rel IN ({','.join('?' * len(chunk))})"
-            )
-            for rel, size, mtime_ns, cost in db.execute(sql, chunk):
-                if wanted.get(rel) == (size, mtime_ns) and type(cost) is int:
-                    costs[rel] = cost
+        sql = "SELECT rel, size, mtime_ns, cost FROM archive_costs"
+        costs: dict[str, int] = {
+            rel: cost
+            for rel, _, _, cost in self.index.current_rows(sql, wanted)
+            if type(cost) is int
+        }
         need = [r for r in rows if r.rel not in costs]
         if need:
             contents = self.load(need)
@@ -550,7 +534,7 @@ class Archiver:
                 folder = self.out / spec.name / ARCHIVE_DIR
                 paths = [folder / f"{key.name}{suffix}" for suffix in SUFFIXES]
                 old = stored.get(key)
-                if old is None or old.fingerprint != fp or old.files != _signature(paths):
+                if old is None or old.fingerprint != fp or old.files != file_signature(paths):
                     documents = render_page(
                         spec, urls, self._page(key, page_rows[key]), history,
                         older=older, newer=newer, site=self.site,
@@ -560,7 +544,7 @@ class Archiver:
                 count = len(page_rows[key])
                 names = _names(links[key])
                 states.append((spec.name, key.month, key.part, fp, *names, count, paths))
-        rows = [(*state[:4], json.dumps(_signature(state[7])), *state[4:7]) for state in states]
+        rows = [(*state[:4], json.dumps(file_signature(state[7])), *state[4:7]) for state in states]
         with self.index.writer, transaction(self.index.db):
             self.index.db.executemany(
                 "INSERT OR REPLACE INTO archive_pages VALUES (?,?,?,?,?,?,?,?)", rows

@@ -41,7 +41,7 @@ from feedbridge.model import (
 )
 from feedbridge.pages import NEWEST, Headline, Listed, prepare, templates_digest
 from feedbridge.progress import Progress, no_progress
-from feedbridge.publish import Outputs, remove_output, write_output
+from feedbridge.publish import Outputs, file_signature, remove_output, write_output
 from feedbridge.scan import (
     FileStat,
     RootListing,
@@ -129,14 +129,7 @@ def select(index: Index, spec: FeedSpec, now: int) -> list[Row]:
 def _signature(paths: Iterable[Path]) -> list[list[object]]:
     """Size and mtime of a feed's files and their ``.gz`` twins: a file or twin changed or
     deleted behind feedbridge's back makes the feed be written again."""
-    sig: list[list[object]] = []
-    for p in (f for path in paths for f in (path, twin_path(path))):
-        try:
-            st = p.stat()
-            sig.append([p.name, st.st_size, st.st_mtime_ns])
-        except FileNotFoundError:
-            sig.append([p.name, None, None])
-    return sig
+    return file_signature(f for path in paths for f in (path, twin_path(path)))
 
 
 def _headlines(rows: Sequence[Row]) -> tuple[Headline, ...]:

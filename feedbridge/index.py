@@ -16,10 +16,11 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from feedbridge import __version__
 from feedbridge.errors import CorruptIndexError
@@ -539,30 +540,34 @@ class Index:
             raise CorruptIndexError(f"a row of the content table does not decode: {r!r:.200}")
         return Content(r[0], r[1], r[2], r[3])
 
+    def current_rows(
+        self, select: str, wanted: Mapping[str, tuple[int, int]]
+    ) -> Iterator[tuple[Any, ...]]:
+        """Rows of ``select`` (``SELECT rel, size, mtime_ns, ... FROM table``, keyed by
+        ``rel``) for the paths in ``wanted`` whose size and mtime still match: what was cached
+        of a file as it is now.  In chunks of 500, below SQLite's limit on parameters."""
+        keys = list(wanted)
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            sql = f"{select} WHERE rel IN ({','.join('?' * len(chunk))})"
+            for row in self.db.execute(sql, chunk):
+                if wanted.get(row[0]) == (row[1], row[2]):
+                    yield row
+
     def contents(self, rows: Iterable[Row]) -> dict[str, Content]:
         """Cleaned bodies of many dumps at once, by path (those cleaned as the file is now)."""
         wanted = {r.rel: (r.size, r.mtime_ns) for r in rows}
         found: dict[str, Content] = {}
-        keys = list(wanted)
-        for start in range(0, len(keys), 500):
-            chunk = keys[start : start + 500]
-            sql = (
-                "SELECT rel, size, mtime_ns, html, summary, image, author FROM content"
-                f" WHERE rel IN ({','.join('?' * len(chunk))})"
-            )
-            for rel, size, mtime_ns, *r in self.db.execute(sql, chunk):
-                if wanted.get(rel) != (size, mtime_ns):
-                    continue
-                if not (
-                    type(r[0]) is str
-                    and type(r[1]) is str
-                    and _str_or_none(r[2])
-                    and _str_or_none(r[3])
-                ):
-                    raise CorruptIndexError(
-                        f"a row of the content table does not decode: {r!r:.200}"
-                    )
-                found[rel] = Content(r[0], r[1], r[2], r[3])
+        sql = "SELECT rel, size, mtime_ns, html, summary, image, author FROM content"
+        for rel, _, _, *r in self.current_rows(sql, wanted):
+            if not (
+                type(r[0]) is str
+                and type(r[1]) is str
+                and _str_or_none(r[2])
+                and _str_or_none(r[3])
+            ):
+                raise CorruptIndexError(f"a row of the content table does not decode: {r!r:.200}")
+            found[rel] = Content(r[0], r[1], r[2], r[3])
         return found
 
     def store_content(self, items: Iterable[tuple[Row, Content]]) -> None:

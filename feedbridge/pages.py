@@ -40,6 +40,8 @@ PACKAGE_TEMPLATES = Path(__file__).resolve().parent / "templates"
 BASE_TEMPLATE = "base.html"
 FEED_TEMPLATE = "feed.html"
 ARCHIVE_TEMPLATE = "archive.html"
+#: One entry of a list, included by the feed and archive pages.
+ENTRY_TEMPLATE = "entry.html"
 INDEX_TEMPLATE = "index.html"
 STYLE_TEMPLATE = "style.css"
 #: Entries of a feed the index shows.
@@ -251,7 +253,10 @@ def prepare(templates: Path | None) -> None:
     import jinja2
 
     env = _environment(templates, templates_digest(templates))
-    for name in (BASE_TEMPLATE, STYLE_TEMPLATE, FEED_TEMPLATE, INDEX_TEMPLATE, ARCHIVE_TEMPLATE):
+    for name in (
+        BASE_TEMPLATE, STYLE_TEMPLATE, FEED_TEMPLATE, INDEX_TEMPLATE, ARCHIVE_TEMPLATE,
+        ENTRY_TEMPLATE,
+    ):  # fmt: skip
         try:
             env.get_template(name)
         except jinja2.TemplateError as e:

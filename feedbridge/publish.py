@@ -11,6 +11,7 @@ import os
 import re
 import tempfile
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 
 from feedbridge.compress import gzip_twin, twin_path
@@ -68,6 +69,19 @@ def _fsync_dir(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def file_signature(paths: Iterable[Path]) -> list[list[object]]:
+    """Name, size and mtime of each file (None for a missing one): what a build compares to
+    tell whether files it wrote were changed or deleted behind its back."""
+    sig: list[list[object]] = []
+    for p in paths:
+        try:
+            st = p.stat()
+            sig.append([p.name, st.st_size, st.st_mtime_ns])
+        except FileNotFoundError:
+            sig.append([p.name, None, None])
+    return sig
 
 
 def write_if_changed(path: Path, data: bytes) -> bool:
