@@ -235,8 +235,11 @@ def render_page(
         site_title=site.title,
         templates=site.templates,
     )
+    # WebSub hubs are announced by the subscription documents only: no one subscribes to an
+    # archive page, and a hub would be told of none of its changes.
+    unhubbed = replace(spec, hubs=())
     return {
-        ".xml": render_atom(spec, page.entries, urls, history=history),
-        ".json": render_json(spec, page.entries, urls, history=history),
+        ".xml": render_atom(unhubbed, page.entries, urls, history=history),
+        ".json": render_json(unhubbed, page.entries, urls, history=history),
         ".html": html,
     }

@@ -561,3 +561,22 @@ def test_an_entrys_cost_bounds_what_it_adds_to_each_document(text: str) -> None:
     assert all(size <= HEAD_BYTES for size in empty.values())
     for suffix, size in sizes((filled,)).items():
         assert size - empty[suffix] <= entry_cost(filled), suffix
+
+
+def test_archive_pages_announce_no_websub_hub(tmp_path: Path) -> None:
+    """The feed names its hubs; its archive pages, which no one subscribes to, do not."""
+    dumps = tmp_path / "dumps"
+    (dumps / "s").mkdir(parents=True)
+    for day in (1, 2, 3):
+        when = datetime(2024, 1, day, tzinfo=UTC)
+        _write_dump(dumps / "s" / f"{day}.md", f"https://example.org/{day}", f"t{day}", when)
+    out = tmp_path / "out"
+    hub = "https://hub.example.org/"
+    build(dumps, out, Config(limit=1, hubs=(hub,)), state=tmp_path / "state")
+    assert (
+        hub in (out / "s" / "atom.xml").read_text() and hub in (out / "s" / "feed.json").read_text()
+    )
+    pages = sorted((out / "s" / "archive").glob("*.*"))
+    assert {p.suffix for p in pages} == {".xml", ".json", ".html"}
+    for page in pages:
+        assert hub not in page.read_text(), page
