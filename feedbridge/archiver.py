@@ -39,6 +39,7 @@ from feedbridge.archive import (
 )
 from feedbridge.compress import GZIP_SUFFIX
 from feedbridge.config import feed_urls
+from feedbridge.errors import PublishError
 from feedbridge.index import ARCHIVE_ID_INDEX, Index, Row, from_db, transaction
 from feedbridge.model import Content, Entry, FeedSpec, FeedUrls, History
 from feedbridge.progress import Bar, Progress, no_progress
@@ -542,12 +543,12 @@ class Archiver:
         outcome: Outcome,
     ) -> None:
         states = []
+        folder = self._folder(spec.name)
         with _Writes(outcome.written) as writes:
             for key in sorted(pages, key=lambda k: (k.month, k.part)):
                 older, newer = links[key]
                 history = page_history(self.base_url, spec.name, key, older, newer)
                 fp = page_fingerprint(settings, page_rows[key], history)
-                folder = self.out / spec.name / ARCHIVE_DIR
                 paths = [folder / f"{key.name}{suffix}" for suffix in SUFFIXES]
                 old = stored.get(key)
                 if old is None or old.fingerprint != fp or old.files != _signature(paths):
@@ -579,6 +580,18 @@ class Archiver:
             key, tuple(shrink(_entry(r, contents[r.rel])) for r in rows if r.rel in contents)
         )
 
+    def _folder(self, feed: str) -> Path:
+        """``OUT/NAME/archive``, which must be a real folder (or not exist yet): pages written
+        through a symlink would land outside OUT (where no server following no symlink finds
+        them) and a sweep would delete files of someone else's there."""
+        folder = self.out / feed / ARCHIVE_DIR
+        if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+            what = "a symlink" if folder.is_symlink() else "not a folder"
+            raise PublishError(
+                f"cannot write {folder}: {what}; feedbridge keeps its archive pages there"
+            )
+        return folder
+
     # -- removal ----------------------------------------------------------------------------
 
     def _unlink(self, feed: str, key: PageKey) -> list[str]:
@@ -593,7 +606,9 @@ class Archiver:
         """Remove page files of a feed that no page of it has now (left by an index lost)."""
         names = {f"{k.name}{s}" for k in keep for s in SUFFIXES}
         folder = self.out / feed / ARCHIVE_DIR
-        removed = []
+        removed: list[str] = []
+        if folder.is_symlink():  # not ours: nothing of ours is behind it (``_folder``)
+            return removed
         with contextlib.suppress(FileNotFoundError, NotADirectoryError):
             for path in sorted(folder.iterdir()):
                 page = path.with_name(path.name.removesuffix(GZIP_SUFFIX))

@@ -1,0 +1,81 @@
+"""Archives attacked: a careless operator's OUT, and incremental builds against fresh ones
+under random sequences of changes."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from feedbridge.cli import EXIT_PUBLISH, cli
+from feedbridge.config import Config
+from feedbridge.errors import PublishError
+
+from .helpers import build, target_args
+
+
+def _write_dump(path: Path, url: str, title: str, when: datetime, body: str = "body") -> None:
+    epoch = int(when.timestamp()) * 1000
+    path.write_text(f"<!--{epoch}-->\n[{title}]({url})\n------\n\n<p>{title} {body}</p>\n")
+    os.utime(path, (1.7e9, 1.7e9))
+
+
+def _months(dumps: Path, count: int = 6) -> Path:
+    """One source ``s`` of ``count`` dumps, one a month from January 2024."""
+    (dumps / "s").mkdir(parents=True)
+    for i in range(count):
+        when = datetime(2024, 1 + i, 5, tzinfo=UTC)
+        _write_dump(dumps / "s" / f"{i}.md", f"https://example.org/{i}", f"t{i}", when)
+    return dumps
+
+
+def test_an_archive_folder_that_is_a_symlink_is_refused_and_its_target_untouched(
+    tmp_path: Path,
+) -> None:
+    """Pages written through a symlink land outside OUT (nginx follows none below its root),
+    and the sweep of an archive built whole deleted page-named files of the link's target."""
+    dumps = _months(tmp_path / "dumps")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "2023-01-1.xml").write_text("someone else's")
+    out = tmp_path / "out"
+    (out / "s").mkdir(parents=True)
+    (out / "s" / "archive").symlink_to(elsewhere)
+    with pytest.raises(PublishError, match="symlink"):
+        build(dumps, out, Config(limit=2), state=tmp_path / "state")
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["2023-01-1.xml"]
+    assert (elsewhere / "2023-01-1.xml").read_text() == "someone else's"
+
+
+def test_a_symlinked_archive_folder_fails_the_cli_in_one_line(tmp_path: Path) -> None:
+    dumps = _months(tmp_path / "dumps")
+    out = tmp_path / "out"
+    (out / "s").mkdir(parents=True)
+    (tmp_path / "elsewhere").mkdir()
+    (out / "s" / "archive").symlink_to(tmp_path / "elsewhere")
+    config = tmp_path / "feedbridge.toml"
+    config.write_text("limit = 2\n")
+    args = ["build", "--config", str(config), *target_args(dumps, out, tmp_path / "state")]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == EXIT_PUBLISH, result.output
+    lines = result.output.splitlines()
+    assert len(lines) == 1 and f"{out / 's' / 'archive'}: a symlink" in lines[0], result.output
+    assert not list((tmp_path / "elsewhere").iterdir())
+
+
+def test_a_gone_feeds_symlinked_archive_is_left_alone(tmp_path: Path) -> None:
+    """Removing the archive of a feed no longer archived never reaches through a symlink."""
+    dumps = _months(tmp_path / "dumps")
+    out, state = tmp_path / "out", tmp_path / "state"
+    build(dumps, out, Config(limit=2), state=state)
+    elsewhere = tmp_path / "elsewhere"
+    shutil.move(out / "s" / "archive", elsewhere)
+    (out / "s" / "archive").symlink_to(elsewhere)
+    kept = sorted(p.name for p in elsewhere.iterdir())
+    build(dumps, out, Config(limit=2, archive=False), state=state)
+    assert sorted(p.name for p in elsewhere.iterdir()) == kept
+    assert (out / "s" / "archive").is_symlink()
