@@ -316,11 +316,16 @@ class Archiver:
                 for row in self._rows(sql, (source, min(seen, now), max(seen, now))):
                     months.add(month_of(row.published_at))
                     ids.add(row.id or "")
-        if ids:
-            for row in self._by_ids(ids):
-                if row.source in sources and (row.published or 0) <= now:
-                    months.add(month_of(row.published_at))
-        return months
+        return months | self._months_of_ids(spec, ids, now)
+
+    def _months_of_ids(self, spec: FeedSpec, ids: Iterable[str], now: int) -> set[str]:
+        """Months of a feed's dumps with one of these entry ids, whose winner may change."""
+        sources = set(spec.sources)
+        return {
+            month_of(row.published_at)
+            for row in (self._by_ids(ids) if ids else ())
+            if row.source in sources and (row.published or 0) <= now
+        }
 
     # -- the pass ---------------------------------------------------------------------------
 
@@ -424,8 +429,11 @@ class Archiver:
             failed = self._cut(shown, pages, page_rows, whole=whole)
             if not failed or attempt + 1 == _RETRIES:
                 break
-            # Bodies that turned out bad: the index knows; redo the months they touch.
-            shown = self._month_rows(spec, failed, now, boundary)
+            # Bodies that turned out bad: the index knows; redo their months, and the months
+            # of dumps of their ids (an older one stands for the id now).
+            months = {month_of(r.published_at) for r in failed}
+            months |= self._months_of_ids(spec, {r.id for r in failed if r.id}, now)
+            shown = self._month_rows(spec, months, now, boundary)
         kept = {} if whole else {k: v for k, v in stored.items() if k.month not in shown}
         while True:  # months whose pages' neighbours changed are linked again
             links = {key: (older, newer) for key, older, newer in chain([*kept, *pages])}
@@ -465,10 +473,10 @@ class Archiver:
         page_rows: dict[PageKey, list[Row]],
         *,
         whole: bool,
-    ) -> set[str]:
-        """Cut the months in ``shown`` into pages (into ``pages``); returns the months with a
-        dump whose body could not be had."""
-        failed: set[str] = set()
+    ) -> list[Row]:
+        """Cut the months in ``shown`` into pages (into ``pages``); returns the rows whose
+        body could not be had."""
+        failed: list[Row] = []
         total = sum(len(rows) for rows in shown.values())
         bar = self.bar if whole else no_progress(total, "archiving", "entry")
         try:
@@ -486,8 +494,7 @@ class Archiver:
                         del pages[key]
                         page_rows.pop(key, None)
                     good = [r for r in shown[m] if r.rel in costs]
-                    if len(good) < len(shown[m]):
-                        failed.add(m)
+                    failed.extend(r for r in shown[m] if r.rel not in costs)
                     items = [(r.published_at, r.rel, costs[r.rel]) for r in good]
                     for part, chunk in enumerate(cut(items), start=1):
                         # Only the key and rows: bodies are read from the cache when the page

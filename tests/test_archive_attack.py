@@ -15,7 +15,7 @@ from feedbridge.cli import EXIT_PUBLISH, cli
 from feedbridge.config import Config
 from feedbridge.errors import PublishError
 
-from .helpers import build, target_args
+from .helpers import build, snapshot, target_args
 
 
 def _write_dump(path: Path, url: str, title: str, when: datetime, body: str = "body") -> None:
@@ -79,3 +79,53 @@ def test_a_gone_feeds_symlinked_archive_is_left_alone(tmp_path: Path) -> None:
     build(dumps, out, Config(limit=2, archive=False), state=state)
     assert sorted(p.name for p in elsewhere.iterdir()) == kept
     assert (out / "s" / "archive").is_symlink()
+
+
+def _poison(path: Path) -> None:
+    """A NUL byte deep in the body: the scan (headers only) accepts the dump, reading its
+    body whole rejects it."""
+    path.write_bytes(path.read_bytes() + b"<p>" + b"x" * 5000 + b"\0</p>\n")
+
+
+def _collected_once(out: Path, feed: str) -> list[tuple[str, str]]:
+    from .test_archive import collected_entries
+
+    got = [(e[0], e[1]) for e in collected_entries(out, feed)]
+    assert len({g[0] for g in got}) == len(got), got
+    return sorted(got)
+
+
+def test_a_shown_dump_rejected_as_its_body_is_read_moves_the_archive_boundary(
+    tmp_path: Path,
+) -> None:
+    """The newest dump has a NUL deep in its body: the feed finds out only when it reads the
+    body, after the archive had taken the feed's end from the selection holding that dump.
+    The entry the bad dump pushed out of the feed was then both in the feed and archived."""
+    dumps = _months(tmp_path / "dumps", 5)
+    _poison(dumps / "s" / "4.md")
+    out = tmp_path / "out"
+    report = build(dumps, out, Config(limit=2), state=tmp_path / "state")
+    assert [Path(r.path).name for r in report.rejected] == ["4.md"]
+    assert _collected_once(out, "s") == [(f"https://example.org/{i}", f"t{i}") for i in range(4)]
+    before = snapshot(out)
+    build(dumps, out, Config(limit=2), state=tmp_path / "state")
+    assert snapshot(out) == before  # the first build was already what the index says
+
+
+def test_an_archived_winner_rejected_as_its_body_is_read_gives_its_id_to_the_older_dump(
+    tmp_path: Path,
+) -> None:
+    """Two dumps of one URL, both older than the feed: the newer one stands for the id, and
+    turns out bad when the archive reads its body.  The older one, in another month, then
+    stands for the id; only the bad dump's month was redone, so the id was on no page."""
+    dumps = _months(tmp_path / "dumps", 5)
+    dup = dumps / "s" / "dup.md"
+    _write_dump(dup, "https://example.org/0", "t0 again", datetime(2024, 2, 20, tzinfo=UTC))
+    _poison(dup)
+    out = tmp_path / "out"
+    report = build(dumps, out, Config(limit=2), state=tmp_path / "state")
+    assert [Path(r.path).name for r in report.rejected] == ["dup.md"]
+    assert _collected_once(out, "s") == [(f"https://example.org/{i}", f"t{i}") for i in range(5)]
+    before = snapshot(out)
+    build(dumps, out, Config(limit=2), state=tmp_path / "state")
+    assert snapshot(out) == before
