@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from feedbridge.cli import EXIT_PUBLISH, cli
 from feedbridge.config import Config
 from feedbridge.errors import PublishError
+from feedbridge.model import FeedSpec
 
 from .helpers import build, snapshot, target_args
 
@@ -129,3 +130,56 @@ def test_an_archived_winner_rejected_as_its_body_is_read_gives_its_id_to_the_old
     before = snapshot(out)
     build(dumps, out, Config(limit=2), state=tmp_path / "state")
     assert snapshot(out) == before
+
+
+@pytest.mark.parametrize("field", ["image", "author", "title"])
+def test_an_entry_with_a_giant_short_field_still_fits_a_page(field: str) -> None:
+    """Only the body was dropped from an entry too large for a page: a 3 MiB image URL,
+    author or title made pages of 3 to 5 MiB (the README promises at most 2 MiB)."""
+    from feedbridge.archive import (
+        MAX_BYTES,
+        PAGE_BUDGET,
+        TITLE_CAP,
+        Page,
+        PageKey,
+        Site,
+        fit,
+        page_history,
+        render_page,
+    )
+    from feedbridge.config import feed_urls
+    from feedbridge.model import Content, Entry
+
+    giant = "作" * (3 * 1024 * 1024 // 3)
+    content = Content(
+        "<p>body</p>",
+        "summary",
+        "https://img.example.org/" + giant + ".jpg" if field == "image" else None,
+        giant if field == "author" else None,
+    )
+    title = giant if field == "title" else "title"
+    when = datetime(2024, 1, 1, tzinfo=UTC)
+    entry = Entry("https://example.org/1", "https://example.org/1", title, when, "s", content)
+    small, cost = fit(entry)
+    assert cost <= PAGE_BUDGET
+    assert (small.id, small.url, small.published, small.content.summary) == (
+        entry.id,
+        entry.url,
+        entry.published,
+        "summary",
+    )
+    assert small.title == ("title" if field != "title" else giant[: TITLE_CAP - 1] + "…")
+    spec = FeedSpec("s", "s", ("s",))
+    key = PageKey("2024-01", 1)
+    docs = render_page(
+        spec,
+        feed_urls(spec, "https://feeds.example.org/"),
+        Page(key, (small,)),
+        page_history("https://feeds.example.org/", "s", key, None, None),
+        older=None,
+        newer=None,
+        site=Site("t", None),
+    )
+    assert all(len(data) <= MAX_BYTES for data in docs.values()), {
+        suffix: len(data) for suffix, data in docs.items()
+    }
