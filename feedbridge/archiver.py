@@ -425,7 +425,9 @@ class Archiver:
         stored = self._pages(spec.name)
         pages: dict[PageKey, Page] = {}
         page_rows: dict[PageKey, list[Row]] = {}
+        redone: set[str] = set()  # every month cut again, whose stored pages are replaced
         for attempt in range(_RETRIES):
+            redone.update(shown)
             failed = self._cut(shown, pages, page_rows, whole=whole)
             if not failed or attempt + 1 == _RETRIES:
                 break
@@ -434,7 +436,7 @@ class Archiver:
             months = {month_of(r.published_at) for r in failed}
             months |= self._months_of_ids(spec, {r.id for r in failed if r.id}, now)
             shown = self._month_rows(spec, months, now, boundary)
-        kept = {} if whole else {k: v for k, v in stored.items() if k.month not in shown}
+        kept = {} if whole else {k: v for k, v in stored.items() if k.month not in redone}
         while True:  # months whose pages' neighbours changed are linked again
             links = {key: (older, newer) for key, older, newer in chain([*kept, *pages])}
             stale = {key.month for key in kept if stored[key].links != _names(links[key])}

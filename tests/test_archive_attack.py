@@ -183,3 +183,33 @@ def test_an_entry_with_a_giant_short_field_still_fits_a_page(field: str) -> None
     assert all(len(data) <= MAX_BYTES for data in docs.values()), {
         suffix: len(data) for suffix, data in docs.items()
     }
+
+
+def test_a_retry_for_a_bad_body_keeps_no_stale_page_of_the_months_redone_before(
+    tmp_path: Path,
+) -> None:
+    """An incremental build redoes February (a newer dump of its only entry's URL arrived in
+    April) and, as a new April dump turns out bad, redoes April again: the pages kept as they
+    were were taken as those of the months of the retry only, so February's old page, with
+    the entry now in April, stayed on."""
+    dumps = _months(tmp_path / "dumps", 5)
+    out, state = tmp_path / "out", tmp_path / "state"
+    build(dumps, out, Config(limit=1), state=state)
+    _write_dump(
+        dumps / "s" / "dup.md",
+        "https://example.org/1",
+        "t1 again",
+        datetime(2024, 4, 20, tzinfo=UTC),
+    )
+    bad = dumps / "s" / "bad.md"
+    _write_dump(bad, "https://example.org/bad", "bad", datetime(2024, 4, 25, tzinfo=UTC))
+    _poison(bad)
+    report = build(dumps, out, Config(limit=1), state=state)
+    assert [Path(r.path).name for r in report.rejected] == ["bad.md"]
+    want = [(f"https://example.org/{i}", f"t{i}") for i in (0, 2, 3, 4)]
+    assert _collected_once(out, "s") == sorted([*want, ("https://example.org/1", "t1 again")])
+    fresh = tmp_path / "fresh"
+    build(dumps, fresh, Config(limit=1), state=tmp_path / "fresh-state")
+    assert {k: v[0] for k, v in snapshot(fresh).items()} == {
+        k: v[0] for k, v in snapshot(out).items()
+    }
