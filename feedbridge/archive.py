@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
 
-from feedbridge.model import Entry, FeedSpec, FeedUrls, History
+from feedbridge.model import Content, Entry, FeedSpec, FeedUrls, History
 
 #: The folder of a feed's archive documents, inside ``OUT/NAME/``.
 ARCHIVE_DIR = "archive"
@@ -37,6 +37,8 @@ PAGE_BUDGET = MAX_BYTES - HEAD_BYTES
 MAX_ENTRIES = 50
 #: Bytes an entry costs besides its escaped fields (tags, dates, author, category).
 ENTRY_OVERHEAD = 1024
+#: Characters of its title an entry too large for a page alone keeps (with an ellipsis).
+TITLE_CAP = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,12 +99,21 @@ def entry_cost(entry: Entry) -> int:
 
 def fit(entry: Entry) -> tuple[Entry, int]:
     """``entry`` as it can go on a page, and its cost: an entry too large for any page alone
-    keeps its summary and link but not its body (the feed itself still carries the body)."""
+    keeps its summary and link but not its body (the feed itself still carries the body);
+    if that is still too large (a giant image URL, author or title), nor its image and
+    author, and its title is cut to ``TITLE_CAP`` characters."""
     cost = entry_cost(entry)
     if cost <= PAGE_BUDGET:
         return entry, cost
     small = replace(entry, content=replace(entry.content, html=""))
-    return small, entry_cost(small)
+    cost = entry_cost(small)
+    if cost <= PAGE_BUDGET:
+        return small, cost
+    title = entry.title
+    if len(title) > TITLE_CAP:
+        title = title[: TITLE_CAP - 1].rstrip() + "…"
+    smaller = replace(entry, title=title, content=Content(html="", summary=entry.content.summary))
+    return smaller, entry_cost(smaller)
 
 
 def shrink(entry: Entry) -> Entry:

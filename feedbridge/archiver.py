@@ -39,6 +39,7 @@ from feedbridge.archive import (
 )
 from feedbridge.compress import GZIP_SUFFIX
 from feedbridge.config import feed_urls
+from feedbridge.errors import PublishError
 from feedbridge.index import ARCHIVE_ID_INDEX, Index, Row, from_db, transaction
 from feedbridge.model import Content, Entry, FeedSpec, FeedUrls, History
 from feedbridge.progress import Bar, Progress, no_progress
@@ -304,11 +305,16 @@ class Archiver:
                 for row in self._rows(sql, (source, min(seen, now), max(seen, now))):
                     months.add(month_of(row.published_at))
                     ids.add(row.id or "")
-        if ids:
-            for row in self._by_ids(ids):
-                if row.source in sources and (row.published or 0) <= now:
-                    months.add(month_of(row.published_at))
-        return months
+        return months | self._months_of_ids(spec, ids, now)
+
+    def _months_of_ids(self, spec: FeedSpec, ids: Iterable[str], now: int) -> set[str]:
+        """Months of a feed's dumps with one of these entry ids, whose winner may change."""
+        sources = set(spec.sources)
+        return {
+            month_of(row.published_at)
+            for row in (self._by_ids(ids) if ids else ())
+            if row.source in sources and (row.published or 0) <= now
+        }
 
     # -- the pass ---------------------------------------------------------------------------
 
@@ -408,13 +414,18 @@ class Archiver:
         stored = self._pages(spec.name)
         pages: dict[PageKey, Page] = {}
         page_rows: dict[PageKey, list[Row]] = {}
+        redone: set[str] = set()  # every month cut again, whose stored pages are replaced
         for attempt in range(_RETRIES):
+            redone.update(shown)
             failed = self._cut(shown, pages, page_rows, whole=whole)
             if not failed or attempt + 1 == _RETRIES:
                 break
-            # Bodies that turned out bad: the index knows; redo the months they touch.
-            shown = self._month_rows(spec, failed, now, boundary)
-        kept = {} if whole else {k: v for k, v in stored.items() if k.month not in shown}
+            # Bodies that turned out bad: the index knows; redo their months, and the months
+            # of dumps of their ids (an older one stands for the id now).
+            months = {month_of(r.published_at) for r in failed}
+            months |= self._months_of_ids(spec, {r.id for r in failed if r.id}, now)
+            shown = self._month_rows(spec, months, now, boundary)
+        kept = {} if whole else {k: v for k, v in stored.items() if k.month not in redone}
         while True:  # months whose pages' neighbours changed are linked again
             links = {key: (older, newer) for key, older, newer in chain([*kept, *pages])}
             stale = {key.month for key in kept if stored[key].links != _names(links[key])}
@@ -453,10 +464,10 @@ class Archiver:
         page_rows: dict[PageKey, list[Row]],
         *,
         whole: bool,
-    ) -> set[str]:
-        """Cut the months in ``shown`` into pages (into ``pages``); returns the months with a
-        dump whose body could not be had."""
-        failed: set[str] = set()
+    ) -> list[Row]:
+        """Cut the months in ``shown`` into pages (into ``pages``); returns the rows whose
+        body could not be had."""
+        failed: list[Row] = []
         total = sum(len(rows) for rows in shown.values())
         bar = self.bar if whole else no_progress(total, "archiving", "entry")
         try:
@@ -474,8 +485,7 @@ class Archiver:
                         del pages[key]
                         page_rows.pop(key, None)
                     good = [r for r in shown[m] if r.rel in costs]
-                    if len(good) < len(shown[m]):
-                        failed.add(m)
+                    failed.extend(r for r in shown[m] if r.rel not in costs)
                     items = [(r.published_at, r.rel, costs[r.rel]) for r in good]
                     for part, chunk in enumerate(cut(items), start=1):
                         # Only the key and rows: bodies are read from the cache when the page
@@ -526,12 +536,12 @@ class Archiver:
         outcome: Outcome,
     ) -> None:
         states = []
+        folder = self._folder(spec.name)
         with _Writes(outcome.written) as writes:
             for key in sorted(pages, key=lambda k: (k.month, k.part)):
                 older, newer = links[key]
                 history = page_history(self.base_url, spec.name, key, older, newer)
                 fp = page_fingerprint(settings, page_rows[key], history)
-                folder = self.out / spec.name / ARCHIVE_DIR
                 paths = [folder / f"{key.name}{suffix}" for suffix in SUFFIXES]
                 old = stored.get(key)
                 if old is None or old.fingerprint != fp or old.files != file_signature(paths):
@@ -563,6 +573,18 @@ class Archiver:
             key, tuple(shrink(_entry(r, contents[r.rel])) for r in rows if r.rel in contents)
         )
 
+    def _folder(self, feed: str) -> Path:
+        """``OUT/NAME/archive``, which must be a real folder (or not exist yet): pages written
+        through a symlink would land outside OUT (where no server following no symlink finds
+        them) and a sweep would delete files of someone else's there."""
+        folder = self.out / feed / ARCHIVE_DIR
+        if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+            what = "a symlink" if folder.is_symlink() else "not a folder"
+            raise PublishError(
+                f"cannot write {folder}: {what}; feedbridge keeps its archive pages there"
+            )
+        return folder
+
     # -- removal ----------------------------------------------------------------------------
 
     def _unlink(self, feed: str, key: PageKey) -> list[str]:
@@ -577,7 +599,9 @@ class Archiver:
         """Remove page files of a feed that no page of it has now (left by an index lost)."""
         names = {f"{k.name}{s}" for k in keep for s in SUFFIXES}
         folder = self.out / feed / ARCHIVE_DIR
-        removed = []
+        removed: list[str] = []
+        if folder.is_symlink():  # not ours: nothing of ours is behind it (``_folder``)
+            return removed
         with contextlib.suppress(FileNotFoundError, NotADirectoryError):
             for path in sorted(folder.iterdir()):
                 page = path.with_name(path.name.removesuffix(GZIP_SUFFIX))

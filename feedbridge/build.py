@@ -494,7 +494,7 @@ class Builder:
         scanned, parsed, built = self.refresh(feeds, paths, now=now_s)
         scan_ms = (time.perf_counter() - started) * 1000
         # What each feed shows: its plan, and where its archive begins (the rows before these).
-        selected = {spec.name: select(self.index, spec, now_s) for spec in feeds}
+        selected = self._settled(feeds, now_s)
         archives = self.archiver.update(
             feeds, now_s, selected, skip=self.unreadable, pages=self.pages_key
         )
@@ -551,6 +551,19 @@ class Builder:
             (time.perf_counter() - started) * 1000 - scan_ms,
         )  # fmt: skip
         return report
+
+    def _settled(self, feeds: Sequence[FeedSpec], now: int) -> dict[str, list[Row]]:
+        """What each feed shows, the bodies of archived feeds' rows read first: a dump found
+        bad only as its body is read (a NUL deep in it) must leave a feed before its archive
+        starts where the feed ends (else the entry it pushed out is in both, or in neither)."""
+        for _ in range(_RESELECT):
+            selected = {spec.name: select(self.index, spec, now) for spec in feeds}
+            rows = {r.rel: r for spec in feeds if spec.archive for r in selected[spec.name]}
+            cached = self.index.cached(rows.values())
+            missing = [row for rel, row in rows.items() if rel not in cached]
+            if not missing or len(self._prefetch(missing)) == len(missing):
+                return selected
+        return {spec.name: select(self.index, spec, now) for spec in feeds}
 
     def _same_root(self) -> None:
         """Raise before missing input becomes deleted feeds: the dumps root is gone, or is not

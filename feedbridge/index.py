@@ -570,6 +570,24 @@ class Index:
             found[rel] = Content(r[0], r[1], r[2], r[3])
         return found
 
+    def cached(self, rows: Iterable[Row]) -> set[str]:
+        """Paths of ``rows`` whose cleaned body is cached as the file is now (bodies unread)."""
+        wanted = {r.rel: (r.size, r.mtime_ns) for r in rows}
+        found = {
+            held.rel
+            for held, _ in (self.held.contents if self.held else ())
+            if wanted.get(held.rel) == (held.size, held.mtime_ns)
+        }
+        keys = list(wanted)
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT rel, size, mtime_ns FROM content WHERE rel IN ({marks})"
+            found.update(
+                rel for rel, *sig in self.db.execute(sql, chunk) if wanted.get(rel) == tuple(sig)
+            )
+        return found
+
     def store_content(self, items: Iterable[tuple[Row, Content]]) -> None:
         if self.held is not None:
             self.held.contents.extend(items)

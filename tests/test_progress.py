@@ -64,9 +64,10 @@ def test_build_reports_progress_of_both_phases(tmp_path: Path, archive: bool) ->
         progress=progress,
     )
     assert report.entries == 3
-    if archive:  # archives read and clean the bodies of the older entries, feeds their own
-        assert [desc for _, desc in calls] == ["scanning", "archiving", "cleaning"]
-        assert seen == {"scanning": 10, "archiving": 7, "cleaning": 3} and calls[1][0] == 7
+    if archive:  # feeds read and clean their bodies first (their end is where the archives
+        # start), archives the bodies of the older entries
+        assert [desc for _, desc in calls] == ["scanning", "cleaning", "archiving"]
+        assert seen == {"scanning": 10, "archiving": 7, "cleaning": 3} and calls[2][0] == 7
     else:
         assert [desc for _, desc in calls] == ["scanning", "cleaning"]
         assert seen == {"scanning": 10, "cleaning": 3}
