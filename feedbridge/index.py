@@ -578,14 +578,8 @@ class Index:
             for held, _ in (self.held.contents if self.held else ())
             if wanted.get(held.rel) == (held.size, held.mtime_ns)
         }
-        keys = list(wanted)
-        for start in range(0, len(keys), 500):
-            chunk = keys[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            sql = f"SELECT rel, size, mtime_ns FROM content WHERE rel IN ({marks})"
-            found.update(
-                rel for rel, *sig in self.db.execute(sql, chunk) if wanted.get(rel) == tuple(sig)
-            )
+        sql = "SELECT rel, size, mtime_ns FROM content"
+        found.update(row[0] for row in self.current_rows(sql, wanted))
         return found
 
     def store_content(self, items: Iterable[tuple[Row, Content]]) -> None:
