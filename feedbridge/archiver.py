@@ -77,6 +77,17 @@ class FeedState:
 
 
 @dataclass(frozen=True, slots=True)
+class _FeedPass:
+    """One feed as ``update`` hands it on: its URLs, the fingerprint of its settings, and what
+    the feed itself shows (newest first)."""
+
+    spec: FeedSpec
+    urls: FeedUrls
+    settings: str
+    shown: Sequence[Row]
+
+
+@dataclass(frozen=True, slots=True)
 class Stored:
     """A page as the last build left it."""
 
@@ -172,8 +183,6 @@ class Archiver:
         self.out = out
         self.base_url = base_url
         self.site = site
-        #: What the pages' HTML depends on (the site title and templates' digest).
-        self.pages_key = ""
         self.load = load
         self.progress = progress
         #: The bar of the feeds archived whole in the current ``update``.
@@ -332,7 +341,6 @@ class Archiver:
         a source in ``skip`` (a folder the scan could not read) keep theirs as they are.
         Archives of feeds that are gone or no longer archived are removed."""
         outcome = Outcome()
-        self.pages_key = pages
         if any(spec.archive for spec in feeds):
             with self.index.writer:
                 self.index.db.execute(ARCHIVE_ID_INDEX)
@@ -340,10 +348,8 @@ class Archiver:
         states = self._feeds()
         skipped = set(skip)
         names = {spec.name for spec in feeds if spec.archive}
-        settings = {
-            spec.name: settings_fingerprint(spec, feed_urls(spec, self.base_url), pages)
-            for spec in feeds
-        }
+        urls = {spec.name: feed_urls(spec, self.base_url) for spec in feeds}
+        settings = {spec.name: settings_fingerprint(spec, urls[spec.name], pages) for spec in feeds}
         whole = [
             spec
             for spec in feeds
@@ -366,7 +372,8 @@ class Archiver:
             if skipped & set(spec.sources):
                 outcome.histories[spec.name] = self.history(spec.name)
                 continue
-            self._feed(spec, now, selected[spec.name], dirty, states.get(spec.name), outcome)
+            feed = _FeedPass(spec, urls[spec.name], settings[spec.name], selected[spec.name])
+            self._feed(feed, now, dirty, states.get(spec.name), outcome)
             outcome.histories[spec.name] = self.history(spec.name)
             outcome.sources.update(spec.sources)
         self.bar.close()
@@ -381,21 +388,19 @@ class Archiver:
 
     def _feed(
         self,
-        spec: FeedSpec,
+        feed: _FeedPass,
         now: int,
-        shown_by_feed: Sequence[Row],
         dirty: Sequence[tuple[str, int | None, str | None]],
         state: FeedState | None,
         outcome: Outcome,
-    ) -> PageKey | None:
-        urls = feed_urls(spec, self.base_url)
-        settings = settings_fingerprint(spec, urls, self.pages_key)
-        boundary = _boundary(spec, shown_by_feed)
+    ) -> None:
+        spec, urls, settings = feed.spec, feed.urls, feed.settings
+        boundary = _boundary(spec, feed.shown)
         if boundary is None:  # the feed shows every entry: no archive
             if state is None or state.boundary is not None or state.settings != settings:
                 outcome.removed.extend(self._remove(spec.name))
             self._seen(spec.name, settings, now, None)
-            return None
+            return
         whole = state is None or state.settings != settings or state.boundary is None
         if whole:
             if state is not None:
@@ -409,7 +414,7 @@ class Archiver:
             touched |= self._crossed(spec, state.boundary, boundary)
             if not touched:  # nothing of this feed changed: its pages stand
                 self._seen(spec.name, settings, now, boundary)
-                return None
+                return
             shown = self._month_rows(spec, touched, now, boundary)
         stored = self._pages(spec.name)
         pages: dict[PageKey, Page] = {}
@@ -446,8 +451,6 @@ class Archiver:
                 "DELETE FROM archive_pages WHERE feed = ? AND month = ? AND part = ?",
                 ((spec.name, k.month, k.part) for k in gone),
             )
-        ordered = [key for key, _, _ in chain([*kept, *pages])]
-        return ordered[-1] if ordered else None
 
     def _seen(self, feed: str, settings: str, now: int, boundary: Key | None) -> None:
         """Record that a feed's archive is current with these settings at ``now``."""

@@ -510,15 +510,11 @@ class Builder:
             replace(plan, current=True) if self.unreadable.keys() & set(plan.spec.sources) else plan
             for plan in plans
         ]
-        todo = {
-            row.rel: row
-            for plan in plans
-            if not plan.current
-            for row in plan.rows
-            if self.index.content(row) is None
-        }
+        wanted = {row.rel: row for plan in plans if not plan.current for row in plan.rows}
+        cached = self.index.cached(wanted.values())  # without reading the bodies
+        todo = [row for rel, row in wanted.items() if rel not in cached]
         if todo:
-            self._prefetch(list(todo.values()))
+            self._prefetch(todo)
         results: list[FeedResult] = []
         listing: list[Listed] = []
         keep: set[str] = set()
