@@ -37,7 +37,6 @@ from feedbridge.archive import (
     render_page,
     shrink,
 )
-from feedbridge.compress import GZIP_SUFFIX
 from feedbridge.config import feed_urls
 from feedbridge.errors import PublishError
 from feedbridge.index import ARCHIVE_ID_INDEX, Index, Row, from_db, transaction
@@ -607,10 +606,9 @@ class Archiver:
             return removed
         with contextlib.suppress(FileNotFoundError, NotADirectoryError):
             for path in sorted(folder.iterdir()):
-                page = path.with_name(path.name.removesuffix(GZIP_SUFFIX))
-                stale = page.suffix in SUFFIXES and _is_page_name(page.stem)
-                if stale and page.name not in names and remove_output(page):
-                    removed.append(str(page))
+                stale = path.suffix in SUFFIXES and _is_page_name(path.stem)
+                if stale and path.name not in names and remove_output(path):
+                    removed.append(str(path))
         return removed
 
     def _remove(self, feed: str) -> list[str]:
