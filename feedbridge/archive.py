@@ -23,6 +23,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from feedbridge.model import Content, Entry, FeedSpec, FeedUrls, History
+from feedbridge.splice import Fragments, Slots
 
 #: The folder of a feed's archive documents, inside ``OUT/NAME/``.
 ARCHIVE_DIR = "archive"
@@ -228,8 +229,11 @@ def render_page(
     older: PageKey | None,
     newer: PageKey | None,
     site: Site,
+    fragments: Slots | None = None,
 ) -> dict[str, bytes]:
-    """One archive page as its Atom and JSON Feed documents and its web page, by suffix."""
+    """One archive page as its Atom and JSON Feed documents and its web page, by suffix.
+    ``fragments``: where the feed's newest page keeps its entries' bytes (the page a new dump
+    rewrites; splice.py), given for that page only."""
     from feedbridge.pages import ArchiveView, render_archive_page
     from feedbridge.render import render_atom, render_json
 
@@ -249,8 +253,12 @@ def render_page(
     # WebSub hubs are announced by the subscription documents only: no one subscribes to an
     # archive page, and a hub would be told of none of its changes.
     unhubbed = replace(spec, hubs=())
+
+    def memo(suffix: str) -> Fragments | None:
+        return fragments.slot(spec.name, f"{ARCHIVE_DIR}/newest{suffix}") if fragments else None
+
     return {
-        ".xml": render_atom(unhubbed, page.entries, urls, history=history),
-        ".json": render_json(unhubbed, page.entries, urls, history=history),
+        ".xml": render_atom(unhubbed, page.entries, urls, history=history, memo=memo(".xml")),
+        ".json": render_json(unhubbed, page.entries, urls, history=history, memo=memo(".json")),
         ".html": html,
     }

@@ -43,6 +43,7 @@ from feedbridge.index import ARCHIVE_ID_INDEX, Index, Row, from_db, transaction
 from feedbridge.model import Content, Entry, FeedSpec, FeedUrls, History
 from feedbridge.progress import Bar, Progress, no_progress
 from feedbridge.publish import file_signature, remove_output, write_if_changed
+from feedbridge.splice import Slots
 
 logger = logging.getLogger(__name__)
 
@@ -177,8 +178,11 @@ class Archiver:
         *,
         site: Site,
         progress: Progress = no_progress,
+        fragments: Slots | None = None,
     ) -> None:
         self.index = index
+        #: Where the newest page of each feed keeps its entries' rendered bytes (splice.py).
+        self.fragments = fragments
         self.out = out
         self.base_url = base_url
         self.site = site
@@ -547,9 +551,11 @@ class Archiver:
                 paths = [folder / f"{key.name}{suffix}" for suffix in SUFFIXES]
                 old = stored.get(key)
                 if old is None or old.fingerprint != fp or old.files != file_signature(paths):
+                    newest = newer is None and self.fragments is not None
                     documents = render_page(
                         spec, urls, self._page(key, page_rows[key]), history,
                         older=older, newer=newer, site=self.site,
+                        fragments=self.fragments if newest else None,
                     )  # fmt: skip
                     for suffix, data in documents.items():
                         writes.submit(folder / f"{key.name}{suffix}", data)

@@ -56,6 +56,7 @@ from feedbridge.scan import (
     scan_all,
     stat_dump,
 )
+from feedbridge.splice import Slots
 
 logger = logging.getLogger(__name__)
 
@@ -236,6 +237,9 @@ class Builder:
         self.unreadable: dict[str, str] = {}
         #: RFC 5005 links of each feed to its newest archive page, as the last build left them.
         self.histories: dict[str, History | None] = {}
+        #: The rendered entries of the documents rewritten most (splice.py): a feed's, and its
+        #: newest archive page's, so a new dump renders the entries it brings, not all.
+        self.fragments = Slots()
         self.archiver = Archiver(
             index,
             target.out,
@@ -243,6 +247,7 @@ class Builder:
             self._contents,
             site=Site(target.config.title, target.config.templates),
             progress=progress,
+            fragments=self.fragments,
         )
         #: What every page depends on besides its feed: the site title and the templates.
         self.pages_key = self._pages_key()
@@ -624,7 +629,10 @@ class Builder:
         with Outputs() as outputs:
             renders = (render_atom, render_rss, render_json)
             for path, render in zip(feed_paths, renders, strict=True):
-                data, trim = fit_feed(spec, entries, urls, partial(render, history=history))
+                memo = self.fragments.slot(spec.name, path.name)
+                data, trim = fit_feed(
+                    spec, entries, urls, partial(render, history=history, memo=memo)
+                )
                 if trim:
                     trims.append(f"{path.name}: {trim}")
                 outputs.add(path, data)

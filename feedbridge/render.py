@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import html
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,6 +25,7 @@ from feedgen.feed import FeedGenerator
 from feedbridge import __version__
 from feedbridge.listing import GENERATOR
 from feedbridge.model import Entry, FeedSpec, FeedUrls, History
+from feedbridge.splice import ATOM_ENTRY, RSS_ITEM, Cut, Fragments
 
 #: ``updated`` of a feed without entries: a fixed instant keeps empty feeds byte-stable.
 EMPTY_FEED_TIME = datetime(1970, 1, 1, tzinfo=UTC)
@@ -160,7 +161,9 @@ def _generator(
     self_url: str,
     self_type: str,
     history: History | None = None,
+    updated: datetime | None = None,
 ) -> Any:
+    """``updated``: the feed's time, when ``entries`` are only some of its entries."""
     fg = FeedGenerator()
     fg.load_extension("media", atom=True, rss=True)
     fg.load_extension("dc", atom=False, rss=True)
@@ -182,7 +185,7 @@ def _generator(
     if spec.language:
         fg.language(spec.language)
     fg.generator(GENERATOR, version=__version__)
-    fg.updated(_zulu(feed_updated(entries)))
+    fg.updated(_zulu(feed_updated(entries) if updated is None else updated))
     for entry in entries:
         _add_entry(fg, spec, entry)
     return fg
@@ -237,27 +240,70 @@ def _add_entry(fg: Any, spec: FeedSpec, entry: Entry) -> None:
 
 
 def render_atom(
-    spec: FeedSpec, entries: Sequence[Entry], urls: FeedUrls, *, history: History | None = None
+    spec: FeedSpec,
+    entries: Sequence[Entry],
+    urls: FeedUrls,
+    *,
+    history: History | None = None,
+    memo: Fragments | None = None,
 ) -> bytes:
-    """The Atom document; with ``history``, its RFC 5005 links (an archive page's too)."""
-    fg = _generator(spec, entries, urls, urls.atom, "application/atom+xml", history)
-    data: bytes = fg.atom_str(pretty=True)
-    return data
+    """The Atom document; with ``history``, its RFC 5005 links (an archive page's too).
+    ``memo``: the entries' bytes from this document's last renders (splice.py)."""
+
+    def render(chosen: Sequence[Entry]) -> bytes:
+        fg = _generator(spec, chosen, urls, urls.atom, "application/atom+xml", history, updated)
+        data: bytes = fg.atom_str(pretty=True)
+        return data
+
+    updated = feed_updated(entries)
+    return _spliced(spec, entries, render, ATOM_ENTRY, memo)
 
 
 def render_rss(
-    spec: FeedSpec, entries: Sequence[Entry], urls: FeedUrls, *, history: History | None = None
+    spec: FeedSpec,
+    entries: Sequence[Entry],
+    urls: FeedUrls,
+    *,
+    history: History | None = None,
+    memo: Fragments | None = None,
 ) -> bytes:
     """The RSS 2.0 document; with ``history``, ``atom:link rel="prev-archive"``."""
-    fg = _generator(spec, entries, urls, urls.rss, "application/rss+xml", history)
-    data: bytes = fg.rss_str(pretty=True)
-    return data
+
+    def render(chosen: Sequence[Entry]) -> bytes:
+        fg = _generator(spec, chosen, urls, urls.rss, "application/rss+xml", history, updated)
+        data: bytes = fg.rss_str(pretty=True)
+        return data
+
+    updated = feed_updated(entries)
+    return _spliced(spec, entries, render, RSS_ITEM, memo)
+
+
+def _spliced(
+    spec: FeedSpec,
+    entries: Sequence[Entry],
+    render: Callable[[Sequence[Entry]], bytes],
+    where: Cut,
+    memo: Fragments | None,
+) -> bytes:
+    if memo is None or not entries:
+        return render(entries)
+    # An entry's bytes depend on it and on the feed's author (its fallback author).
+    keys = [(spec.author, entry) for entry in entries]
+    return memo.splice(entries, keys, render, where)
 
 
 def render_json(
-    spec: FeedSpec, entries: Sequence[Entry], urls: FeedUrls, *, history: History | None = None
+    spec: FeedSpec,
+    entries: Sequence[Entry],
+    urls: FeedUrls,
+    *,
+    history: History | None = None,
+    memo: Fragments | None = None,
 ) -> bytes:
-    """The JSON Feed; with ``history``, ``next_url`` to the next (older) archive page."""
+    """The JSON Feed; with ``history``, ``next_url`` to the next (older) archive page.
+
+    Written as ``json.dumps(feed, indent=2)`` writes it, an item at a time, so that ``memo``
+    can keep each item's text (tests/test_splice.py compares it with ``json.dumps``)."""
     feed: dict[str, Any] = {
         "version": JSONFEED_VERSION,
         "title": spec.title,
@@ -270,26 +316,35 @@ def render_json(
         feed["language"] = spec.language
     if spec.hubs:
         feed["hubs"] = [{"type": "WebSub", "url": hub} for hub in spec.hubs]
-    items = []
-    for entry in entries:
-        when = rfc3339(entry.published)
-        item: dict[str, Any] = {
-            "id": entry.id,
-            "url": entry.url,
-            "title": entry.title,
-            "content_html": entry.content.html,
-            "summary": entry.content.summary,
-        }
-        if entry.content.image:
-            item["image"] = entry.content.image
-        item["date_published"] = when
-        item["date_modified"] = when
-        author = name_text(entry.content.author or spec.author or "")
-        if author:
-            item["authors"] = [{"name": author}]
-        item["tags"] = [name_text(entry.source)]
-        items.append(item)
     if history is not None and history.prev_json:
         feed["next_url"] = history.prev_json
-    feed["items"] = items
-    return (json.dumps(feed, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+    head = json.dumps(feed, ensure_ascii=False, indent=2)[: -len("\n}")].encode()
+    keys = [(spec.author, entry) for entry in entries]
+    if memo is None:
+        items = [_json_item(spec, entry) for entry in entries]
+    else:
+        items = memo.each(keys, lambda i: _json_item(spec, entries[i]))
+    body = b"[\n    " + b",\n    ".join(items) + b"\n  ]" if items else b"[]"
+    return head + b',\n  "items": ' + body + b"\n}\n"
+
+
+def _json_item(spec: FeedSpec, entry: Entry) -> bytes:
+    """One item as it stands in the feed's ``items`` (indented two levels)."""
+    when = rfc3339(entry.published)
+    item: dict[str, Any] = {
+        "id": entry.id,
+        "url": entry.url,
+        "title": entry.title,
+        "content_html": entry.content.html,
+        "summary": entry.content.summary,
+    }
+    if entry.content.image:
+        item["image"] = entry.content.image
+    item["date_published"] = when
+    item["date_modified"] = when
+    author = name_text(entry.content.author or spec.author or "")
+    if author:
+        item["authors"] = [{"name": author}]
+    item["tags"] = [name_text(entry.source)]
+    # JSON strings hold no raw newline: every newline is indentation, one level deeper here.
+    return json.dumps(item, ensure_ascii=False, indent=2).replace("\n", "\n    ").encode()
