@@ -122,6 +122,10 @@ def fingerprint(
     return hashlib.sha256(json.dumps(data, ensure_ascii=False).encode()).hexdigest()
 
 
+def _clean_key(row: Row) -> tuple[str, int, int]:
+    return (row.rel, row.size, row.mtime_ns)
+
+
 def select(index: Index, spec: FeedSpec, now: int) -> list[Row]:
     """The newest ``limit`` dumps of a feed, one per entry id (newest time, then later path)."""
     return pick(index.newest(spec.sources, now), spec.limit)
@@ -235,6 +239,8 @@ class Builder:
         #: Source folders the last full scan could not read, and why: their feeds are left
         #: as they were (neither rebuilt from a partial view nor removed).
         self.unreadable: dict[str, str] = {}
+        #: The rows the archived feeds showed in the last build, their bodies found good.
+        self._clean: set[tuple[str, int, int]] = set()
         #: RFC 5005 links of each feed to its newest archive page, as the last build left them.
         self.histories: dict[str, History | None] = {}
         #: The rendered entries of the documents rewritten most (splice.py): a feed's, and its
@@ -560,9 +566,14 @@ class Builder:
         for _ in range(_RESELECT):
             selected = {spec.name: select(self.index, spec, now) for spec in feeds}
             rows = {r.rel: r for spec in feeds if spec.archive for r in selected[spec.name]}
-            cached = self.index.cached(rows.values())
+            known = {rel for rel, row in rows.items() if _clean_key(row) in self._clean}
+            unknown = [row for rel, row in rows.items() if rel not in known]
+            cached = known | self.index.cached(unknown)
             missing = [row for rel, row in rows.items() if rel not in cached]
             if not missing or len(self._prefetch(missing)) == len(missing):
+                # A body cleaned as the file is now stays good: the next build checks the
+                # rows it has not seen (the daemon's: the new dump's).
+                self._clean = {_clean_key(row) for row in rows.values()}
                 return selected
         return {spec.name: select(self.index, spec, now) for spec in feeds}
 
