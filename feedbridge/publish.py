@@ -107,37 +107,57 @@ def write_output(path: Path, data: bytes, twin: bytes | None = None) -> bool:
 
 
 class Outputs:
-    """Files of OUT written together, their twins compressed while the caller works on.
+    """Files of OUT written together: compressed while the caller works on, written at once.
 
-    ``add`` starts compressing a file's twin in a thread of its own (zlib lets go of
-    the GIL), so it overlaps the rendering of the next document; ``write`` (or leaving the
-    ``with`` block) joins the threads and writes each file with its twin (``write_output``).
-    No thread outlives the block, so none is alive when a build forks its workers.
+    ``add`` starts a thread that compresses a file's twin (zlib and hashlib let go of the GIL),
+    so it overlaps the rendering of the next document; ``write`` lets every thread write its
+    file with the twin (``write_output``: the files' fsyncs wait for the disk side by side)
+    and joins them, raising the first file's error.  Leaving the ``with`` block without
+    ``write`` (the caller failed) writes nothing.  No thread outlives the block, so none is
+    alive when a build forks its workers.
     """
 
     def __init__(self) -> None:
-        self._items: list[tuple[Path, bytes, list[bytes], threading.Thread]] = []
+        self._items: list[tuple[Path, list[bool | BaseException], threading.Thread]] = []
+        self._go = threading.Event()
+        self._writing = False
 
     def __enter__(self) -> Outputs:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        for _, _, _, thread in self._items:
+        self._go.set()  # without ``write``: the threads end without writing
+        for _, _, thread in self._items:
             thread.join()
 
     def add(self, path: Path, data: bytes) -> None:
         # Compressed even when the file is unchanged: its twin is checked too (write_output).
-        twin: list[bytes] = []
-        thread = threading.Thread(target=lambda: twin.append(gzip_twin(data)), daemon=True)
+        outcome: list[bool | BaseException] = []
+
+        def work() -> None:
+            try:
+                twin = gzip_twin(data)
+                self._go.wait()
+                if self._writing:
+                    outcome.append(write_output(path, data, twin))
+            except BaseException as e:  # re-raised by ``write`` in the caller's thread
+                outcome.append(e)
+
+        thread = threading.Thread(target=work, daemon=True)
         thread.start()
-        self._items.append((path, data, twin, thread))
+        self._items.append((path, outcome, thread))
 
     def write(self) -> list[Path]:
         """Write every added file that changed, with its twin; the paths written, in order."""
-        written = []
-        for path, data, twin, thread in self._items:
+        self._writing = True
+        self._go.set()
+        for _, _, thread in self._items:
             thread.join()
-            if write_output(path, data, twin[0] if twin else None):
+        written = []
+        for path, outcome, _ in self._items:
+            if isinstance(outcome[0], BaseException):
+                raise outcome[0]
+            if outcome[0]:
                 written.append(path)
         return written
 
