@@ -122,6 +122,18 @@ def fingerprint(
     return hashlib.sha256(json.dumps(data, ensure_ascii=False).encode()).hexdigest()
 
 
+@dataclass(frozen=True, slots=True)
+class _Selection:
+    """What ``select`` gave for a feed at ``now``, with its sources' index ``version`` then
+    and the time of their next dump dated after ``now`` (None: none)."""
+
+    spec: FeedSpec
+    version: tuple[int, ...]
+    now: int
+    due: int | None
+    rows: list[Row]
+
+
 def _clean_key(row: Row) -> tuple[str, int, int]:
     return (row.rel, row.size, row.mtime_ns)
 
@@ -239,6 +251,9 @@ class Builder:
         #: Source folders the last full scan could not read, and why: their feeds are left
         #: as they were (neither rebuilt from a partial view nor removed).
         self.unreadable: dict[str, str] = {}
+        #: What each feed showed in the last build, and until when it stands (see ``_select``);
+        #: emptied by a full build, whose scan workers write rows this process does not see.
+        self._selections: dict[str, _Selection] = {}
         #: The rows the archived feeds showed in the last build, their bodies found good.
         self._clean: set[tuple[str, int, int]] = set()
         #: RFC 5005 links of each feed to its newest archive page, as the last build left them.
@@ -282,6 +297,7 @@ class Builder:
         sources = sorted({s for spec in feeds for s in spec.sources})
         self.unsettled = set()
         if paths is None:
+            self._selections.clear()  # the scan's worker processes write rows (Index.version)
             results = scan_all(
                 self.target.dumps,
                 sources,
@@ -564,7 +580,7 @@ class Builder:
         bad only as its body is read (a NUL deep in it) must leave a feed before its archive
         starts where the feed ends (else the entry it pushed out is in both, or in neither)."""
         for _ in range(_RESELECT):
-            selected = {spec.name: select(self.index, spec, now) for spec in feeds}
+            selected = {spec.name: self._select(spec, now) for spec in feeds}
             rows = {r.rel: r for spec in feeds if spec.archive for r in selected[spec.name]}
             known = {rel for rel, row in rows.items() if _clean_key(row) in self._clean}
             unknown = [row for rel, row in rows.items() if rel not in known]
@@ -576,6 +592,25 @@ class Builder:
                 self._clean = {_clean_key(row) for row in rows.values()}
                 return selected
         return {spec.name: select(self.index, spec, now) for spec in feeds}
+
+    def _select(self, spec: FeedSpec, now: int) -> list[Row]:
+        """``select``, or what it gave the last build when it must give the same: the feed
+        and its sources' rows are unchanged (by this process: a daemon's build of a few paths)
+        and no dump of them has come due since."""
+        version = self.index.version(spec.sources)
+        held = self._selections.get(spec.name)
+        if (
+            held is not None
+            and held.spec == spec
+            and held.version == version
+            and held.now <= now
+            and (held.due is None or now < held.due)
+        ):
+            return list(held.rows)
+        rows = select(self.index, spec, now)
+        due = self.index.next_due(spec.sources, now)
+        self._selections[spec.name] = _Selection(spec, version, now, due, rows)
+        return rows
 
     def _same_root(self) -> None:
         """Raise before missing input becomes deleted feeds: the dumps root is gone, or is not

@@ -327,6 +327,9 @@ class Index:
         self.root = root
         self.out = out
         self.writer = writer or contextlib.nullcontext()
+        #: Writes of this object to each source's rows, and resets (see ``version``).
+        self._versions: dict[str, int] = {}
+        self._resets = 0
         #: When set, cleaned contents and feed states are collected here instead of written.
         self.held: Held | None = None
         self.db = db or self._open()
@@ -433,6 +436,7 @@ class Index:
             self.path or ":memory:",
             " ".join(str(why).split())[:200],
         )
+        self._resets += 1
         with contextlib.suppress(sqlite3.Error):
             self.db.close()
         self._set_aside()
@@ -455,8 +459,25 @@ class Index:
 
     def apply(self, rows: Iterable[Row | DbRow], deleted: Iterable[str]) -> None:
         """Store new and changed rows and forget deleted paths, in one transaction."""
+        rows, deleted = list(rows), list(deleted)
         with self.writer:
             store(self.db, rows, deleted)
+        touched = {r[1] if isinstance(r, tuple) else r.source for r in rows}
+        touched.update(rel.partition("/")[0] for rel in deleted)  # "source/name"
+        for source in touched:
+            self._versions[source] = self._versions.get(source, 0) + 1
+
+    def version(self, sources: Iterable[str]) -> tuple[int, ...]:
+        """Changes this object made to the rows of ``sources`` (and resets of the index): equal
+        versions, same rows.  Only this process's writes count: a scan's worker processes
+        write rows too, so a full build does not go by it."""
+        return (self._resets, *(self._versions.get(s, 0) for s in sorted(set(sources))))
+
+    def next_due(self, sources: Iterable[str], now: int) -> int | None:
+        """The time of the first dump of ``sources`` dated after ``now`` (None: none is)."""
+        sql = "SELECT min(published) FROM dumps WHERE source = ? AND published > ?"
+        due = [self.db.execute(sql, (s, now)).fetchone()[0] for s in sorted(set(sources))]
+        return min((d for d in due if d is not None), default=None)
 
     def _rows(self, sql: str, params: Iterable[object] = ()) -> Iterator[Row]:
         for r in self.db.execute(sql, tuple(params)):

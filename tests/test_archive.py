@@ -402,6 +402,41 @@ def test_daemon_style_builds_of_named_paths_match_a_cold_build(tmp_path: Path) -
     assert titles["https://example.org/3"] == "t3 again" and "https://example.org/f" in titles
 
 
+def test_daemon_style_builds_follow_the_clock_both_ways_in_every_feed(tmp_path: Path) -> None:
+    """A build of a few paths reuses what the other feeds showed (Builder._select) only while
+    it must be the same: a dump of another source coming due, or the clock set back before
+    one, changes that feed as a cold build at the same time would."""
+    dumps = tmp_path / "dumps"
+    base = datetime(2024, 1, 5, tzinfo=UTC)
+    for source in ("a", "b"):
+        (dumps / source).mkdir(parents=True)
+        for i in range(8):
+            when = base + timedelta(days=9 * i)
+            url = f"https://example.org/{source}{i}"
+            _write_dump(dumps / source / f"{i:02}.md", url, f"{source}{i}", when)
+    now = datetime(2025, 6, 1, tzinfo=UTC)
+    _write_dump(
+        dumps / "b" / "soon.md", "https://example.org/soon", "soon", now + timedelta(hours=1)
+    )
+    out, state, config = tmp_path / "out", tmp_path / "state", Config(limit=3)
+    steps = [now, now + timedelta(hours=2), now - timedelta(days=1), now + timedelta(days=1)]
+    with open_builder(
+        config, dumps=dumps, out=out, base_url=BASE_URL, state_dir=state, parallel=False
+    ) as (builder, _):
+        builder.build(now=now)
+        for i, when in enumerate(steps):
+            new = dumps / "a" / f"new{i}.md"
+            _write_dump(new, f"https://example.org/new{i}", f"new{i}", when - timedelta(days=2))
+            builder.build(now=when, paths=[f"a/new{i}.md"])  # a file event of source a only
+            fresh = tmp_path / f"fresh{i}"
+            build(dumps, fresh, config, state=tmp_path / f"fresh-state{i}", now=when)
+            assert {k: v[0] for k, v in snapshot(fresh).items()} == {
+                k: v[0] for k, v in snapshot(out).items()
+            }, when
+            shown = "https://example.org/soon" in (out / "b" / "atom.xml").read_text()
+            assert shown == (when > now + timedelta(hours=1)), when
+
+
 def test_archive_false_turns_archives_off_and_removes_them(tmp_path: Path) -> None:
     dumps = tmp_path / "dumps"
     (dumps / "a").mkdir(parents=True)
