@@ -92,7 +92,9 @@ class Stored:
     """A page as the last build left it."""
 
     fingerprint: str
-    files: list[list[object]]
+    #: ``file_signature`` of its files, as JSON (decoded only for a page whose fingerprint
+    #: matches: a feed has hundreds of pages, a build looks at one or two).
+    files: str
     #: Names of the pages it links to (older, newer), "" for none.
     links: tuple[str, str]
 
@@ -188,6 +190,9 @@ class Archiver:
         self.site = site
         self.load = load
         self.progress = progress
+        #: Each feed's ``history`` as its pages stood after the last ``update`` that changed
+        #: them (a build of one new dump leaves the other feeds' pages alone).
+        self._histories: dict[str, History | None] = {}
         #: The bar of the feeds archived whole in the current ``update``.
         self.bar: Bar = no_progress(0, "", "")
 
@@ -222,7 +227,7 @@ class Archiver:
             "SELECT month, part, fingerprint, files, older, newer FROM archive_pages WHERE feed = ?"
         )
         return {
-            PageKey(r[0], r[1]): Stored(r[2], json.loads(r[3]), (r[4], r[5]))
+            PageKey(r[0], r[1]): Stored(r[2], r[3], (r[4], r[5]))
             for r in self.index.db.execute(sql, (feed,))
         }
 
@@ -376,8 +381,12 @@ class Archiver:
                 outcome.histories[spec.name] = self.history(spec.name)
                 continue
             feed = _FeedPass(spec, urls[spec.name], settings[spec.name], selected[spec.name])
-            self._feed(feed, now, dirty, states.get(spec.name), outcome)
-            outcome.histories[spec.name] = self.history(spec.name)
+            # Taken out first: a pass that fails half-way leaves no history to trust.
+            had = spec.name in self._histories
+            history = self._histories.pop(spec.name, None)
+            if self._feed(feed, now, dirty, states.get(spec.name), outcome) or not had:
+                history = self.history(spec.name)
+            self._histories[spec.name] = outcome.histories[spec.name] = history
             outcome.sources.update(spec.sources)
         self.bar.close()
         with self.index.writer, transaction(self.index.db):
@@ -396,14 +405,15 @@ class Archiver:
         dirty: Sequence[tuple[str, int | None, str | None]],
         state: FeedState | None,
         outcome: Outcome,
-    ) -> None:
+    ) -> bool:
+        """Bring one feed's archive up to date; False if its pages stand as they were."""
         spec, urls, settings = feed.spec, feed.urls, feed.settings
         boundary = _boundary(spec, feed.shown)
         if boundary is None:  # the feed shows every entry: no archive
             if state is None or state.boundary is not None or state.settings != settings:
                 outcome.removed.extend(self._remove(spec.name))
             self._seen(spec.name, settings, now, None)
-            return
+            return True
         whole = state is None or state.settings != settings or state.boundary is None
         if whole:
             if state is not None:
@@ -417,7 +427,7 @@ class Archiver:
             touched |= self._crossed(spec, state.boundary, boundary)
             if not touched:  # nothing of this feed changed: its pages stand
                 self._seen(spec.name, settings, now, boundary)
-                return
+                return False
             shown = self._month_rows(spec, touched, now, boundary)
         stored = self._pages(spec.name)
         pages: dict[PageKey, Page] = {}
@@ -454,6 +464,7 @@ class Archiver:
                 "DELETE FROM archive_pages WHERE feed = ? AND month = ? AND part = ?",
                 ((spec.name, k.month, k.part) for k in gone),
             )
+        return True
 
     def _seen(self, feed: str, settings: str, now: int, boundary: Key | None) -> None:
         """Record that a feed's archive is current with these settings at ``now``."""
@@ -550,7 +561,11 @@ class Archiver:
                 fp = page_fingerprint(settings, page_rows[key], history)
                 paths = [folder / f"{key.name}{suffix}" for suffix in SUFFIXES]
                 old = stored.get(key)
-                if old is None or old.fingerprint != fp or old.files != file_signature(paths):
+                if (
+                    old is None
+                    or old.fingerprint != fp
+                    or json.loads(old.files) != file_signature(paths)
+                ):
                     newest = newer is None and self.fragments is not None
                     documents = render_page(
                         spec, urls, self._page(key, page_rows[key]), history,
@@ -619,6 +634,7 @@ class Archiver:
 
     def _remove(self, feed: str) -> list[str]:
         """Remove a feed's whole archive (the feed is gone, or no longer archived)."""
+        self._histories.pop(feed, None)
         removed = self._sweep(feed, ())
         with contextlib.suppress(OSError):
             (self.out / feed / ARCHIVE_DIR).rmdir()
