@@ -17,7 +17,7 @@ import logging
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -40,7 +40,7 @@ from feedbridge.archive import (
 from feedbridge.config import feed_urls
 from feedbridge.errors import PublishError
 from feedbridge.index import ARCHIVE_ID_INDEX, Index, Row, from_db, transaction
-from feedbridge.model import Content, Entry, FeedSpec, FeedUrls, History
+from feedbridge.model import Content, Entry, FeedSpec, FeedUrls, History, plain
 from feedbridge.progress import Bar, Progress, no_progress
 from feedbridge.publish import file_signature, remove_output, write_if_changed
 from feedbridge.splice import Slots
@@ -116,7 +116,7 @@ def _hash(data: object) -> str:
 
 def settings_fingerprint(spec: FeedSpec, urls: FeedUrls, pages: str = "") -> str:
     """What every page of a feed depends on (``pages``: the site title and templates)."""
-    return _hash([__version__, asdict(spec), asdict(urls), pages])
+    return _hash([__version__, plain(spec), plain(urls), pages])
 
 
 def page_fingerprint(settings: str, rows: Sequence[Row], history: History) -> str:
@@ -124,7 +124,7 @@ def page_fingerprint(settings: str, rows: Sequence[Row], history: History) -> st
         [
             settings,
             [(r.rel, r.size, r.mtime_ns, r.id, r.url, r.title, r.published) for r in rows],
-            asdict(history),
+            plain(history),
         ]
     )
 

@@ -14,7 +14,7 @@ import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import partial
 from pathlib import Path
@@ -38,6 +38,7 @@ from feedbridge.model import (
     History,
     Provenance,
     Rejection,
+    plain,
 )
 from feedbridge.pages import NEWEST, Headline, Listed, prepare, templates_digest
 from feedbridge.progress import Progress, no_progress
@@ -114,10 +115,10 @@ def fingerprint(
     data = [
         __version__,
         pages,
-        asdict(spec),
-        asdict(urls),
+        plain(spec),
+        plain(urls),
         [(r.rel, r.size, r.mtime_ns, r.id, r.url, r.title, r.published) for r in rows],
-        asdict(history) if history else None,
+        plain(history) if history else None,
     ]
     return hashlib.sha256(json.dumps(data, ensure_ascii=False).encode()).hexdigest()
 
@@ -132,6 +133,8 @@ class _Selection:
     now: int
     due: int | None
     rows: list[Row]
+    #: ``fingerprint`` of these rows, by the feed's URLs, ``pages_key`` and history.
+    fingerprints: dict[tuple[FeedUrls, str, History | None], str] = field(default_factory=dict)
 
 
 def _clean_key(row: Row) -> tuple[str, int, int]:
@@ -596,7 +599,7 @@ class Builder:
     def _select(self, spec: FeedSpec, now: int) -> list[Row]:
         """``select``, or what it gave the last build when it must give the same: the feed
         and its sources' rows are unchanged (by this process: a daemon's build of a few paths)
-        and no dump of them has come due since."""
+        and no dump of them has come due since.  The list is shared: read it, never change it."""
         version = self.index.version(spec.sources)
         held = self._selections.get(spec.name)
         if (
@@ -606,11 +609,22 @@ class Builder:
             and held.now <= now
             and (held.due is None or now < held.due)
         ):
-            return list(held.rows)
+            return held.rows
         rows = select(self.index, spec, now)
         due = self.index.next_due(spec.sources, now)
         self._selections[spec.name] = _Selection(spec, version, now, due, rows)
         return rows
+
+    def _fingerprint(self, spec: FeedSpec, urls: FeedUrls, rows: list[Row]) -> str:
+        """``fingerprint`` of a feed as it stands, kept with its selection (``_select``)."""
+        history = self.histories.get(spec.name)
+        held = self._selections.get(spec.name)
+        if held is None or held.rows is not rows or held.spec != spec:
+            return fingerprint(spec, urls, rows, self.pages_key, history)
+        key = (urls, self.pages_key, history)
+        if key not in held.fingerprints:
+            held.fingerprints[key] = fingerprint(spec, urls, rows, self.pages_key, history)
+        return held.fingerprints[key]
 
     def _same_root(self) -> None:
         """Raise before missing input becomes deleted feeds: the dumps root is gone, or is not
@@ -652,8 +666,7 @@ class Builder:
         rows = select(self.index, spec, now) if rows is None else rows
         current = bool(
             previous
-            and previous[0]
-            == fingerprint(spec, urls, rows, self.pages_key, self.histories.get(spec.name))
+            and previous[0] == self._fingerprint(spec, urls, rows)
             and previous[2] == _signature(paths)
         )
         return FeedPlan(spec, urls, paths, rows, current, previous[1] if previous else 0)
@@ -668,7 +681,7 @@ class Builder:
 
         rows, entries = self._entries(spec, now, plan.rows)
         history = self.histories.get(spec.name)
-        fp = fingerprint(spec, urls, rows, self.pages_key, history)
+        fp = self._fingerprint(spec, urls, rows)
         cfg = self.target.config
         trims = []
         feed_paths, page_path = paths[: len(FEED_FILES)], paths[len(FEED_FILES)]

@@ -20,7 +20,7 @@ import hashlib
 import json
 import stat
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,7 +29,7 @@ from urllib.parse import quote, urlsplit
 from feedbridge import __version__
 from feedbridge.errors import ConfigError
 from feedbridge.listing import GENERATOR
-from feedbridge.model import Entry, FeedSpec, FeedUrls, History
+from feedbridge.model import Entry, FeedSpec, FeedUrls, History, plain
 
 if TYPE_CHECKING:
     import jinja2
@@ -380,6 +380,6 @@ def render_archive_page(
 
 def index_fingerprint(listed: Sequence[Listed], *, title: str, templates_key: str) -> str:
     """Everything the index page depends on; equal fingerprints mean equal bytes."""
-    data = [templates_key, title, [asdict(f) for f in listed]]
+    data = [templates_key, title, [plain(f) for f in listed]]
     text = json.dumps(data, ensure_ascii=False, default=iso_time)
     return hashlib.sha256(text.encode()).hexdigest()

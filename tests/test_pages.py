@@ -11,8 +11,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import html
+import json
 import os
 import shutil
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote, unquote, urljoin, urlsplit
@@ -25,10 +27,11 @@ from lxml import etree
 
 from feedbridge.config import feed_urls, parse_config
 from feedbridge.errors import ConfigError
-from feedbridge.model import Content, Entry, FeedSpec
+from feedbridge.model import Content, Entry, FeedSpec, History, plain
 from feedbridge.pages import (
     Headline,
     Listed,
+    iso_time,
     render_feed_page,
     render_index_page,
 )
@@ -588,3 +591,32 @@ def test_daemon_updates_a_feeds_page_with_its_feed(tmp_path: Path) -> None:
         assert_inert(read(page))
     finally:
         assert daemon.stop() == 0
+
+
+@given(
+    title=st.text(max_size=20),
+    sources=st.lists(st.text(min_size=1, max_size=8), min_size=1, max_size=3),
+    hubs=st.lists(st.text(max_size=8), max_size=2),
+    limit=st.integers(1, 100),
+    archived=st.integers(0, 10**6),
+    prev=st.none() | st.text(max_size=12),
+    when=st.datetimes(timezones=st.just(UTC)),
+)
+def test_fingerprints_read_values_as_asdict_does(
+    title: str,
+    sources: list[str],
+    hubs: list[str],
+    limit: int,
+    archived: int,
+    prev: str | None,
+    when: datetime,
+) -> None:
+    """``plain`` stands in for ``dataclasses.asdict`` in every fingerprint: the same JSON, so
+    fingerprints (and what they let a build skip) are what they were."""
+    spec = FeedSpec("f", title, tuple(sources), limit=limit, hubs=tuple(hubs))
+    urls = feed_urls(spec, BASE_URL)
+    history = History(prev_atom=prev, prev_json=prev, archived=archived)
+    listed = Listed(spec, urls, limit, (Headline(title, "https://x.org/a", when),), history)
+    for value in (spec, urls, history, listed, [listed, listed]):
+        expected = asdict(value) if not isinstance(value, list) else [asdict(v) for v in value]
+        assert json.dumps(plain(value), default=iso_time) == json.dumps(expected, default=iso_time)
