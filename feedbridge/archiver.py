@@ -39,7 +39,7 @@ from feedbridge.archive import (
 )
 from feedbridge.config import feed_urls
 from feedbridge.errors import PublishError
-from feedbridge.index import ARCHIVE_ID_INDEX, Index, Row, from_db, transaction
+from feedbridge.index import ARCHIVE_ID_INDEX, DbRow, Index, Row, from_db, transaction
 from feedbridge.model import Content, Entry, FeedSpec, FeedUrls, History, plain
 from feedbridge.progress import Bar, Progress, no_progress
 from feedbridge.publish import file_signature, remove_output, write_if_changed
@@ -248,8 +248,9 @@ class Archiver:
         for r in self.index.db.execute(sql, tuple(params)):
             yield from_db(r)
 
-    def _by_ids(self, ids: Iterable[str]) -> list[Row]:
-        """Every accepted dump with one of these entry ids (any source, any time)."""
+    def _by_ids(self, ids: Iterable[str], keep: Callable[[DbRow], bool] | None = None) -> list[Row]:
+        """Every accepted dump with one of these entry ids (any source, any time); with
+        ``keep``, only the stored rows it keeps (judged before they are decoded)."""
         db = self.index.db
         db.execute("CREATE TEMP TABLE IF NOT EXISTS archive_ids (id TEXT PRIMARY KEY)")
         db.execute("DELETE FROM archive_ids")
@@ -258,7 +259,7 @@ class Archiver:
             "SELECT dumps.* FROM archive_ids CROSS JOIN dumps INDEXED BY archive_dumps_id"
             " ON dumps.id = archive_ids.id WHERE dumps.published IS NOT NULL"
         )
-        return list(self._rows(sql, ()))
+        return [from_db(r) for r in db.execute(sql) if keep is None or keep(r)]
 
     def _in_months(self, spec: FeedSpec, months: Iterable[str], now: int) -> list[Row]:
         sql = (
@@ -279,11 +280,17 @@ class Archiver:
         if it is older than ``boundary`` (the feed shows the others)."""
         rows = self._in_months(spec, months, now)
         sources = set(spec.sources)
-        rivals = [
-            r
-            for r in self._by_ids({r.id for r in rows if r.id})
-            if r.source in sources and (r.published or 0) <= now
-        ]
+        spans = [month_bounds(month) for month in months]
+
+        def rival(r: DbRow) -> bool:
+            """A dump of the feed's id, outside ``months`` (whose dumps are in ``rows``)."""
+            source, published = r[1], r[7]
+            if type(published) is not int:
+                return True  # decoded (and judged) as it is
+            elsewhere = not any(start <= published < end for start, end in spans)
+            return source in sources and published <= now and elsewhere
+
+        rivals = self._by_ids({r.id for r in rows if r.id}, rival)
         best = winners([*rows, *rivals])
         shown: dict[str, list[Row]] = {m: [] for m in months}
         for row in rows:
