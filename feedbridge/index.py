@@ -16,11 +16,12 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from feedbridge import __version__
 from feedbridge.errors import CorruptIndexError
@@ -98,6 +99,9 @@ ARCHIVE_SCHEMA = """
 DbRow = tuple[str, str, int, int, str | None, str | None, str | None, int | None, str | None]
 
 _EPOCH = Provenance.EPOCH.value
+#: Characters of cleaned bodies an index keeps in memory (``_Recent``): the entries of the
+#: documents a daemon rewrites for each new dump, with room to spare.
+_RECENT_CHARS = 16_000_000
 
 
 def db_row(r: Row) -> DbRow:
@@ -109,7 +113,7 @@ def db_row(r: Row) -> DbRow:
 _PROVENANCES = frozenset(p.value for p in Provenance)
 
 
-def _str_or_none(value: object) -> bool:
+def _str_or_none(value: object) -> TypeGuard[str | None]:
     return value is None or type(value) is str
 
 
@@ -297,6 +301,51 @@ def _insert_content(db: sqlite3.Connection, items: Iterable[tuple[Row, Content]]
     )
 
 
+def _content(r: Sequence[object]) -> Content:
+    """A row of the content table (html, summary, image, author) as the Content it holds."""
+    html, summary, image, author = r
+    if not (
+        type(html) is str and type(summary) is str and _str_or_none(image) and _str_or_none(author)
+    ):
+        raise CorruptIndexError(f"a row of the content table does not decode: {tuple(r)!r:.200}")
+    return Content(html, summary, image, author)
+
+
+class _Recent:
+    """Cleaned bodies read lately, by (path, size, mtime), the least recently used dropped
+    past ``capacity`` characters: the daemon renders the same feeds' entries again for each
+    new dump (a feed's 50 and its newest archive page's), and a body cleaned as the file is
+    now stays what it is."""
+
+    def __init__(self, capacity: int) -> None:
+        self._items: OrderedDict[tuple[str, int, int], Content] = OrderedDict()
+        self._size = 0
+        self._capacity = capacity
+
+    def get(self, key: tuple[str, int, int]) -> Content | None:
+        found = self._items.get(key)
+        if found is not None:
+            self._items.move_to_end(key)
+        return found
+
+    def put(self, key: tuple[str, int, int], content: Content) -> None:
+        if key in self._items:
+            return
+        self._items[key] = content
+        self._size += _chars(content)
+        while self._size > self._capacity:
+            _, dropped = self._items.popitem(last=False)
+            self._size -= _chars(dropped)
+
+    def clear(self) -> None:
+        self._items.clear()
+        self._size = 0
+
+
+def _chars(content: Content) -> int:
+    return len(content.html) + len(content.summary) + 200
+
+
 def known_rows(db: sqlite3.Connection, source: str) -> Known:
     """What the index knows of a source's files.  A row whose ``source`` column disagrees with
     its path (damage) is left out: its file is then read again, and the row replaced."""
@@ -327,6 +376,8 @@ class Index:
         self.root = root
         self.out = out
         self.writer = writer or contextlib.nullcontext()
+        #: Bodies read lately (see ``_Recent``).
+        self._recent = _Recent(_RECENT_CHARS)
         #: Writes of this object to each source's rows, and resets (see ``version``).
         self._versions: dict[str, int] = {}
         self._resets = 0
@@ -437,6 +488,7 @@ class Index:
             " ".join(str(why).split())[:200],
         )
         self._resets += 1
+        self._recent.clear()
         with contextlib.suppress(sqlite3.Error):
             self.db.close()
         self._set_aside()
@@ -548,18 +600,20 @@ class Index:
             for held, content in self.held.contents:
                 if (held.rel, held.size, held.mtime_ns) == (row.rel, row.size, row.mtime_ns):
                     return content
+        key = (row.rel, row.size, row.mtime_ns)
+        recent = self._recent.get(key)
+        if recent is not None:
+            return recent
         r = self.db.execute(
             "SELECT html, summary, image, author FROM content"
             " WHERE rel = ? AND size = ? AND mtime_ns = ?",
-            (row.rel, row.size, row.mtime_ns),
+            key,
         ).fetchone()
         if r is None:
             return None
-        if not (
-            type(r[0]) is str and type(r[1]) is str and _str_or_none(r[2]) and _str_or_none(r[3])
-        ):
-            raise CorruptIndexError(f"a row of the content table does not decode: {r!r:.200}")
-        return Content(r[0], r[1], r[2], r[3])
+        content = _content(r)
+        self._recent.put(key, content)
+        return content
 
     def current_rows(
         self, select: str, wanted: Mapping[str, tuple[int, int]]
@@ -577,18 +631,18 @@ class Index:
 
     def contents(self, rows: Iterable[Row]) -> dict[str, Content]:
         """Cleaned bodies of many dumps at once, by path (those cleaned as the file is now)."""
-        wanted = {r.rel: (r.size, r.mtime_ns) for r in rows}
         found: dict[str, Content] = {}
+        wanted: dict[str, tuple[int, int]] = {}
+        for row in rows:
+            recent = self._recent.get((row.rel, row.size, row.mtime_ns))
+            if recent is not None:
+                found[row.rel] = recent
+            else:
+                wanted[row.rel] = (row.size, row.mtime_ns)
         sql = "SELECT rel, size, mtime_ns, html, summary, image, author FROM content"
-        for rel, _, _, *r in self.current_rows(sql, wanted):
-            if not (
-                type(r[0]) is str
-                and type(r[1]) is str
-                and _str_or_none(r[2])
-                and _str_or_none(r[3])
-            ):
-                raise CorruptIndexError(f"a row of the content table does not decode: {r!r:.200}")
-            found[rel] = Content(r[0], r[1], r[2], r[3])
+        for rel, size, mtime_ns, *fields in self.current_rows(sql, wanted):
+            found[rel] = _content(fields)
+            self._recent.put((rel, size, mtime_ns), found[rel])
         return found
 
     def cached(self, rows: Iterable[Row]) -> set[str]:

@@ -614,3 +614,40 @@ def test_index_damage_is_recovered_with_the_bytes_of_a_clean_build(
     assert len(index_warnings) == (damage not in HEALS), index_warnings
     again = build(dumps, out, state=state)  # and the rebuilt index is sound
     assert again.parsed == 0 and again.written == ()
+
+
+def _row(rel: str) -> Row:
+    return Row(rel, rel.partition("/")[0], 10, 20, rel, f"https://example.org/{rel}", "t", 1)
+
+
+def test_bodies_read_lately_come_from_memory_within_bounds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The daemon reads the same feeds' bodies for every new dump: an index keeps those it
+    read lately (least recently used first out, a bounded number of characters) and still
+    reads a body whose file changed, and forgets them all when it is reset."""
+    from feedbridge import index as index_module
+    from feedbridge.model import Content
+
+    monkeypatch.setattr(index_module, "_RECENT_CHARS", 3 * (1200 + 200))  # three bodies
+    index = Index(None, root=tmp_path, out=tmp_path)
+    rows = [_row(f"s/{i}.md") for i in range(5)]
+    index.apply(rows, [])
+    index.store_content([(r, Content(r.rel * 200, "", None, None)) for r in rows])
+    queries: list[str] = []
+    index.db.set_trace_callback(queries.append)
+    first = index.contents(rows[:3])
+    assert queries and set(first) == {r.rel for r in rows[:3]}
+    queries.clear()
+    assert index.contents(rows[:3]) == first and index.content(rows[0]) == first[rows[0].rel]
+    assert not queries  # all three from memory
+    index.contents(rows[3:])  # two more: the two least recently used of the first three go
+    queries.clear()
+    assert index.contents([rows[0]]) == {rows[0].rel: first[rows[0].rel]} and not queries
+    assert index.contents([rows[1]]) and queries  # read again
+    changed = replace(rows[0], size=11)  # the file changed: the body kept is not its body
+    queries.clear()
+    assert index.contents([changed]) == {} and index.content(changed) is None and queries
+    index.reset(CorruptIndexError("test"))
+    assert index.contents(rows) == {}  # an index started again holds nothing, in memory neither
+    index.close()
