@@ -6,11 +6,15 @@ publishes, ``.gz`` twins included."""
 from __future__ import annotations
 
 import json
+import os
 import re
-from collections.abc import Callable, Sequence
+import subprocess
+import sys
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,8 +22,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from feedbridge import render as render_module
+from feedbridge.app import open_builder, run_build
 from feedbridge.build import fit_feed
-from feedbridge.config import feed_urls
+from feedbridge.config import feed_urls, parse_config
 from feedbridge.content import clean_html
 from feedbridge.dump import parse_dump
 from feedbridge.errors import DumpError
@@ -28,6 +33,7 @@ from feedbridge.render import render_atom, render_json, render_rss
 from feedbridge.splice import ATOM_ENTRY, RSS_ITEM, Cut, Fragments, Parts, Slots, cut
 
 from .conftest import BASE_URL, EDGE, REAL
+from .helpers import snapshot
 from .safety import read_vectors
 
 Render = Callable[..., bytes]
@@ -470,3 +476,179 @@ def test_feedgen_writes_the_tags_the_cut_looks_for(kind: str, where: Cut) -> Non
     document = RENDERS[kind](SPEC, entries, URLS)
     parts = cut(document, where, 3)
     assert parts is not None and parts.join(parts.entries) == document
+
+
+# -- the daemon: a Builder kept open against a cold build in a new process ----------------------
+
+_CONFIG: dict[str, Any] = {
+    "title": "Spliced <site>",
+    "limit": 4,
+    "hub": "https://hub.example.org/",
+    "feeds": {
+        "s": {"sources": ["s"], "author": "Ann"},
+        "t": {"sources": ["t"], "max_feed_bytes": 6000},
+        "both": {"sources": ["s", "t"], "archive": False},
+    },
+}
+
+_COLD_BUILD = """
+import json, sys
+from datetime import datetime
+from pathlib import Path
+from feedbridge.app import run_build
+from feedbridge.config import parse_config
+config, dumps, out, state, base, now = json.loads(sys.argv[1])
+run_build(parse_config(config), dumps=Path(dumps), out=Path(out), base_url=base,
+          state_dir=Path(state), now=datetime.fromisoformat(now))
+"""
+
+
+def _cold_build(config: dict[str, Any], dumps: Path, out: Path, now: datetime) -> None:
+    """A build in a process of its own: no memo of this process (splice, twins) in it."""
+    state = out.with_name(out.name + "-state")
+    args = json.dumps([config, str(dumps), str(out), str(state), BASE_URL, now.isoformat()])
+    env = {**os.environ, "XDG_CACHE_HOME": str(out.with_name(out.name + "-cache"))}
+    subprocess.run([sys.executable, "-c", _COLD_BUILD, args], check=True, env=env, timeout=120)
+
+
+def _dump(path: Path, title: str, when: datetime, body: str) -> None:
+    epoch = int(when.timestamp()) * 1000
+    path.write_text(
+        f"<!--{epoch}-->\n[{title}](https://example.org/{path.stem})\n------\n\n{body}\n"
+    )
+    os.utime(path, (when.timestamp(), when.timestamp()))
+
+
+def _files(out: Path) -> dict[str, bytes]:
+    return {name: data for name, (data, _) in snapshot(out).items()}
+
+
+@pytest.fixture
+def daemon_dumps(tmp_path: Path) -> Iterator[Path]:
+    dumps = tmp_path / "dumps"
+    base = datetime(2024, 1, 3, tzinfo=UTC)
+    for source in ("s", "t"):
+        (dumps / source).mkdir(parents=True)
+        for i in range(14):
+            body = f"<p>{source} {i} " + "words " * (40 * (i % 4)) + "</p>"
+            _dump(
+                dumps / source / f"{i:02}.md", f"{source}{i}", base + timedelta(days=11 * i), body
+            )
+    yield dumps
+
+
+def test_a_builder_kept_open_publishes_what_a_cold_build_does(
+    tmp_path: Path, daemon_dumps: Path, rendered_entries: list[int]
+) -> None:
+    """Dumps added, edited, removed, a hostile one, the clock moving, the config reloaded with
+    new head fields: after each incremental build, every file and twin is byte for byte what
+    a new process builds from scratch."""
+    dumps = daemon_dumps
+    vectors = read_vectors()
+    out, state = tmp_path / "out", tmp_path / "state"
+    now = datetime(2025, 6, 1, tzinfo=UTC)
+    later = datetime(2025, 6, 2, tzinfo=UTC)
+
+    def add(rel: str, title: str, when: datetime, body: str = "<p>new</p>") -> str:
+        _dump(dumps / rel, title, when, body)
+        return rel
+
+    def remove(rel: str) -> list[str]:
+        (dumps / rel).unlink()
+        return [rel]
+
+    steps: list[tuple[str, Callable[[], list[str] | None]]] = [
+        ("a new dump", lambda: [add("s/20.md", "twenty", datetime(2025, 5, 1, tzinfo=UTC))]),
+        (
+            "two new, one shown edited",
+            lambda: [
+                add("s/21.md", "21", datetime(2025, 5, 2, tzinfo=UTC), "<p>" + "b " * 900 + "</p>"),
+                add(
+                    "t/21.md", "t21", datetime(2025, 5, 3, tzinfo=UTC), "<p>" + "c " * 2000 + "</p>"
+                ),
+                add("s/13.md", "13 again", datetime(2024, 12, 29, tzinfo=UTC), "<p>edited</p>"),
+            ],
+        ),
+        ("the newest removed", lambda: remove("s/21.md")),
+        (
+            "hostile dumps",
+            lambda: [
+                add(
+                    "t/22.md",
+                    vectors[3],
+                    datetime(2025, 5, 4, tzinfo=UTC),
+                    "\n".join(vectors[:300]),
+                ),
+                add(
+                    "s/22.md",
+                    "</entry></item>]]>",
+                    datetime(2025, 5, 5, tzinfo=UTC),
+                    '<p title="</entry><entry>]]></item>">x</p>' + "\n".join(vectors[300:600]),
+                ),
+            ],
+        ),
+        (
+            "a late dump, older than the newest shown",
+            lambda: [add("s/23.md", "late", datetime(2025, 4, 30, tzinfo=UTC))],
+        ),
+        ("a dump coming due", lambda: [add("t/23.md", "due", later - timedelta(hours=1))]),
+        ("a full rescan", lambda: None),
+    ]
+    config = parse_config(_CONFIG)
+    with open_builder(
+        config, dumps=dumps, out=out, base_url=BASE_URL, state_dir=state, parallel=False
+    ) as (builder, _):
+        builder.build(now=now)
+        for step, (what, change) in enumerate(steps):
+            paths = change()
+            when = later if what in ("a dump coming due", "a full rescan") else now
+            before = len(rendered_entries)
+            builder.build(now=when, paths=paths)
+            if what == "a new dump":
+                # The new entry once in each of s's and both's Atom and RSS documents and in
+                # s's newest archive page (Atom; JSON Feed is not feedgen's): the splice is used.
+                assert len(rendered_entries) - before == 5
+            cold = tmp_path / f"cold{step}"
+            _cold_build(_CONFIG, dumps, cold, when)
+            assert _files(cold) == _files(out), what
+        # SIGHUP: the same Builder, head fields and the fallback author changed.
+        reloaded = {
+            **_CONFIG,
+            "title": "Reloaded",
+            "hub": ["https://hub.example.org/", "https://hub2.example.org/"],
+            "feeds": {
+                "s": {"sources": ["s"], "author": "Bea", "title": "S!", "language": "en"},
+                "t": {"sources": ["t"], "max_feed_bytes": 4096, "description": "<d>"},
+                "both": {"sources": ["s", "t"], "archive": False},
+            },
+        }
+        builder.target = replace(builder.target, config=parse_config(reloaded))
+        builder.build(now=later)
+        cold = tmp_path / "cold-reloaded"
+        _cold_build(reloaded, dumps, cold, later)
+        assert _files(cold) == _files(out)
+    assert any(name.endswith(".gz") for name in _files(out))
+    assert any("/archive/" in name for name in _files(out))
+
+
+def test_a_reload_reaches_the_archive_pages(tmp_path: Path, daemon_dumps: Path) -> None:
+    """SIGHUP gives the Builder a new target (site title, base URL): the archive pages must
+    follow it as the feeds do, not keep what the Builder was opened with."""
+    out, state = tmp_path / "out", tmp_path / "state"
+    now = datetime(2025, 6, 1, tzinfo=UTC)
+    reloaded = parse_config({**_CONFIG, "title": "Reloaded"})
+    moved = "https://moved.example.org/feeds/"
+    with open_builder(
+        parse_config(_CONFIG), dumps=daemon_dumps, out=out, base_url=BASE_URL, state_dir=state,
+        parallel=False,
+    ) as (builder, _):  # fmt: skip
+        builder.build(now=now)
+        builder.target = replace(builder.target, config=reloaded, base_url=moved)
+        builder.build(now=now)
+    cold = tmp_path / "cold"
+    run_build(
+        reloaded, dumps=daemon_dumps, out=cold, base_url=moved, state_dir=tmp_path / "cs", now=now
+    )
+    assert _files(cold) == _files(out)
+    page = (out / "s" / "archive" / "2024-01-1.html").read_text()
+    assert "Reloaded" in page and moved in (out / "s" / "archive" / "2024-01-1.xml").read_text()
