@@ -508,6 +508,7 @@ class Builder:
         if self._root_id is None:
             raise SourceError(f"dumps folder {self.target.dumps} is missing; no feed was removed")
         feeds = resolve_feeds(self.target.config, root.sources)
+        self.fragments.retain({spec.name for spec in feeds})  # a daemon outlives its feeds
         now_s = int(now.timestamp())
         if paths is None and self.parallel and not self.index.feed_state():
             prepare(self.target.config.templates)  # a first build: every page is to be made

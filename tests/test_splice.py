@@ -652,3 +652,27 @@ def test_a_reload_reaches_the_archive_pages(tmp_path: Path, daemon_dumps: Path) 
     assert _files(cold) == _files(out)
     page = (out / "s" / "archive" / "2024-01-1.html").read_text()
     assert "Reloaded" in page and moved in (out / "s" / "archive" / "2024-01-1.xml").read_text()
+
+
+def test_the_kept_entries_of_a_feed_that_is_gone_are_forgotten(
+    tmp_path: Path, daemon_dumps: Path
+) -> None:
+    """A daemon runs for months while sources come and go: a removed feed's documents must not
+    keep their entries' bytes for the rest of its life."""
+    import shutil
+
+    out, state = tmp_path / "out", tmp_path / "state"
+    now = datetime(2025, 6, 1, tzinfo=UTC)
+    with open_builder(
+        parse_config({"limit": 4}), dumps=daemon_dumps, out=out, base_url=BASE_URL,
+        state_dir=state, parallel=False,
+    ) as (builder, _):  # fmt: skip
+        builder.build(now=now)
+        kept = {name: len(builder.fragments.slot("t", name)) for name in ("atom.xml", "rss.xml")}
+        assert all(kept.values()), kept
+        shutil.rmtree(daemon_dumps / "t")
+        builder.build(now=now)
+        assert not (out / "t").exists()
+        for name in ("atom.xml", "rss.xml", "feed.json", "archive/newest.xml"):
+            assert len(builder.fragments.slot("t", name)) == 0, name
+        assert len(builder.fragments.slot("s", "atom.xml")) > 0
