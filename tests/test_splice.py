@@ -676,3 +676,63 @@ def test_the_kept_entries_of_a_feed_that_is_gone_are_forgotten(
         for name in ("atom.xml", "rss.xml", "feed.json", "archive/newest.xml"):
             assert len(builder.fragments.slot("t", name)) == 0, name
         assert len(builder.fragments.slot("s", "atom.xml")) > 0
+
+
+# -- the daemon: bodies found good are not checked again ------------------------------------------
+
+
+@pytest.mark.parametrize("named", [True, False], ids=["file-event", "rescan"])
+def test_a_shown_body_broken_later_leaves_feed_and_archive_alike(
+    tmp_path: Path, daemon_dumps: Path, named: bool
+) -> None:
+    """A body the last build found good is not checked again while its file is unchanged; a
+    file rewritten with a NUL deep in its body (its header still good) is, whether a file
+    event names it or a rescan finds it, and leaves the feed as a cold build does."""
+    out, state = tmp_path / "out", tmp_path / "state"
+    now = datetime(2025, 6, 1, tzinfo=UTC)
+    shown = daemon_dumps / "s" / "12.md"
+    with open_builder(
+        parse_config(_CONFIG), dumps=daemon_dumps, out=out, base_url=BASE_URL, state_dir=state,
+        parallel=False,
+    ) as (builder, _):  # fmt: skip
+        builder.build(now=now)
+        assert "s12" in (out / "s" / "atom.xml").read_text()
+        mtime = shown.stat().st_mtime_ns
+        shown.write_bytes(shown.read_bytes() + b"<p>" + b"x" * 5000 + b"\0</p>\n")
+        os.utime(shown, ns=(mtime, mtime + 10**9))
+        # Compared right after the build that finds it: a later build would mend a mistake.
+        report = builder.build(now=now, paths=["s/12.md"] if named else [])
+        if not named:
+            report = builder.build(now=now)
+    assert [Path(r.path).name for r in report.rejected] == ["12.md"]
+    cold = tmp_path / "cold"
+    _cold_build(_CONFIG, daemon_dumps, cold, now)
+    assert _files(cold) == _files(out)
+    assert "s12" not in (out / "s" / "atom.xml").read_text()
+
+
+def test_a_daemon_build_checks_only_the_new_dumps_body(
+    tmp_path: Path, daemon_dumps: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The speed-up itself: after a build, a new dump's build asks the content cache about the
+    new row only (not every row the archived feeds show)."""
+    out, state = tmp_path / "out", tmp_path / "state"
+    now = datetime(2025, 6, 1, tzinfo=UTC)
+    with open_builder(
+        parse_config(_CONFIG), dumps=daemon_dumps, out=out, base_url=BASE_URL, state_dir=state,
+        parallel=False,
+    ) as (builder, _):  # fmt: skip
+        builder.build(now=now)
+        asked: list[list[str]] = []
+        cached = builder.index.cached
+
+        def recording(rows: Any) -> set[str]:
+            rows = list(rows)
+            asked.append([row.rel for row in rows])
+            return cached(rows)
+
+        monkeypatch.setattr(builder.index, "cached", recording)
+        _dump(daemon_dumps / "s" / "30.md", "new", datetime(2025, 5, 9, tzinfo=UTC), "<p>n</p>")
+        builder.build(now=now, paths=["s/30.md"])
+    # The first question is _settled's (the next, the feeds' own, is about what they render).
+    assert asked[0] == ["s/30.md"]
