@@ -276,6 +276,15 @@ class Builder:
         #: What every page depends on besides its feed: the site title and the templates.
         self.pages_key = self._pages_key()
 
+    def _follow_target(self) -> None:
+        """Take up the target as it is now: a reload (SIGHUP) replaces it between builds, and
+        the templates may have changed since the last build.  The archive follows it as the
+        feeds do (its site title and URLs), or its pages keep the old ones."""
+        cfg = self.target.config
+        self.pages_key = self._pages_key()
+        self.archiver.base_url = self.target.base_url
+        self.archiver.site = Site(cfg.title, cfg.templates)
+
     def _pages_key(self) -> str:
         cfg = self.target.config
         return json.dumps([cfg.title, templates_digest(cfg.templates)], ensure_ascii=False)
@@ -513,11 +522,12 @@ class Builder:
         from feedbridge.listing import render_opml
 
         started = time.perf_counter()
-        self.pages_key = self._pages_key()  # templates may have changed since the last build
+        self._follow_target()
         self._root_id = folder_identity(self.target.dumps)
         if self._root_id is None:
             raise SourceError(f"dumps folder {self.target.dumps} is missing; no feed was removed")
         feeds = resolve_feeds(self.target.config, root.sources)
+        self.fragments.retain({spec.name for spec in feeds})  # a daemon outlives its feeds
         now_s = int(now.timestamp())
         if paths is None and self.parallel and not self.index.feed_state():
             prepare(self.target.config.templates)  # a first build: every page is to be made

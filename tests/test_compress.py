@@ -5,14 +5,20 @@ from __future__ import annotations
 
 import gzip
 import os
+import random
 import shutil
 import struct
 import threading
+import zlib
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from feedbridge import publish
+from feedbridge import compress, publish
 from feedbridge.compress import gzip_twin, twin_path
 from feedbridge.errors import PublishError
 from feedbridge.publish import Outputs, remove_output, write_output
@@ -177,3 +183,229 @@ def test_a_stale_twin_in_out_is_mended_by_the_next_build(corpus: tuple[Path, Pat
     twin.write_bytes(gzip_twin(b"not this feed"))
     build(dumps, out)
     assert gzip.decompress(twin.read_bytes()) == (out / "voa" / "atom.xml").read_bytes()
+
+
+# -- twins made a piece at a time ---------------------------------------------------------------
+
+#: What starts a piece, and what only looks like it: every kind of document the twins cut.
+_STARTS = (b"<item>", b"<entry>", b'\n    {\n      "id"', b"<article", b"<item", b"<entr", b"")
+_HEADS = (b"", b"{", b'<?xml?>\n<rss version="2.0">', b"<feed>", b"<!DOCTYPE html>", b"\x1f\x8b")
+
+
+@st.composite
+def _any_documents(draw: st.DrawFn) -> bytes:
+    """Heads of each kind, entries of every size (a few bytes to more than deflate's window),
+    dense runs of starts, random bytes."""
+    parts = [draw(st.sampled_from(_HEADS))]
+    for _ in range(draw(st.integers(0, 12))):
+        fill = draw(st.binary(min_size=1, max_size=40))
+        parts.append(draw(st.sampled_from(_STARTS)) + fill * draw(st.integers(0, 1500)))
+    if draw(st.booleans()):
+        parts.append(draw(st.sampled_from(_STARTS)) * draw(st.integers(0, 3000)))
+    return b"".join(parts)
+
+
+@pytest.fixture
+def fresh_memo(monkeypatch: pytest.MonkeyPatch) -> Callable[[int], None]:
+    """Replace the process's memo of compressed pieces with an empty one of ``capacity``."""
+
+    def fresh(capacity: int = compress._MEMO_BYTES) -> None:
+        monkeypatch.setattr(compress, "_memo", compress._Memo(capacity))
+
+    fresh()
+    return fresh
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=_any_documents(), other=_any_documents())
+def test_a_twin_decompresses_to_its_document_whatever_the_memo_holds(
+    data: bytes, other: bytes
+) -> None:
+    """gzip (and zlib, as any reader does) reads back the document; the bytes do not depend on
+    what the memo holds: nothing, the pieces of other documents, or of this one."""
+    saved = compress._memo
+    try:
+        compress._memo = compress._Memo(compress._MEMO_BYTES)
+        cold = gzip_twin(data)
+        assert gzip.decompress(cold) == data
+        assert zlib.decompress(cold, wbits=31) == data
+        assert struct.unpack("<BI", cold[3:8]) == (0, 0)  # no name, mtime 0
+        gzip_twin(other)
+        gzip_twin(data[: len(data) // 2] + other)
+        assert gzip_twin(data) == cold
+        compress._memo = compress._Memo(1)  # keeps nothing
+        assert gzip_twin(data) == cold
+    finally:
+        compress._memo = saved
+
+
+def _feed(entries: list[bytes]) -> bytes:
+    head = b'<?xml version="1.0"?>\n<rss version="2.0">\n  <channel>\n    <title>t</title>'
+    return head + b"".join(b"\n    <item>" + e + b"</item>" for e in entries) + b"\n</rss>\n"
+
+
+def _entry_text(i: int) -> bytes:
+    rnd = random.Random(i)
+    return bytes(rnd.choices(b"abcdefghij klmnop\n<>&", k=rnd.randint(200, 3000)))
+
+
+def test_a_new_entry_compresses_only_the_pieces_it_changes(
+    fresh_memo: Callable[[int], None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The daemon's case: one entry in front, the oldest gone: the head, the new piece and the
+    two whose window it changes are compressed, the rest come from the memo."""
+    calls: list[int] = []
+    real = compress._deflate
+
+    def counting(piece: bytes, window: bytes) -> bytes:
+        calls.append(len(piece))
+        return real(piece, window)
+
+    monkeypatch.setattr(compress, "_deflate", counting)
+    before = _feed([_entry_text(i) for i in range(1, 51)])
+    gzip_twin(before)
+    calls.clear()
+    after = _feed([_entry_text(i) for i in range(0, 50)])
+    twin = gzip_twin(after)
+    assert len(calls) <= 5, calls  # head, new, two after it, the last (its tail changed)
+    assert gzip.decompress(twin) == after
+    fresh_memo(compress._MEMO_BYTES)
+    assert gzip_twin(after) == twin
+
+
+def test_twins_made_side_by_side_are_the_twins_made_alone(
+    fresh_memo: Callable[[int], None],
+) -> None:
+    """Threads share the memo (Outputs compresses a feed's files at once; the archive's
+    writers too), and a small memo evicts as they go: each twin is still its document's."""
+    docs = [_feed([_entry_text(i) for i in range(start, start + 30)]) for start in range(40)]
+    docs += [d.replace(b"<item>", b"<entry>") for d in docs[:10]]
+    alone = []
+    for doc in docs:
+        fresh_memo(compress._MEMO_BYTES)
+        alone.append(gzip_twin(doc))
+    fresh_memo(64 * 1024)  # a few documents' worth: evictions while others read
+    with ThreadPoolExecutor(8) as pool:
+        for _ in range(2):
+            assert list(pool.map(gzip_twin, docs)) == alone
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"<item>",
+        b"{",
+        b"<rss>" + b"<item>" * 300_000,  # starts only: more than one a KiB
+        b"<rss>" + b"<item>" * (2_000_000 // 1024 + 60) + b"x" * 2_000_000,  # all up front
+        b"<feed>" + b"<entry>x" * 10_000,
+        b"{" + b'\n    {\n      "id"' * 50_000,
+        b"<html>" + b"<article" * 1000 + bytes(range(256)) * 4000,
+        bytes(random.Random(3).randbytes(1_500_000)),
+    ],
+    ids=["empty", "one-start", "brace", "dense", "front", "tiny-entries", "json", "html", "noise"],
+)
+def test_hostile_documents_stay_correct_and_linear(
+    data: bytes, fresh_memo: Callable[[int], None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Thousands of starts, starts only, one huge piece: the twin reads back, and the work is
+    linear (a bounded number of pieces; zlib is given each byte at most three times: once as
+    its piece, twice as a window), so no document makes it pathologically slow."""
+    given: list[int] = []
+    real = compress._deflate
+
+    def measured(piece: bytes, window: bytes) -> bytes:
+        given.append(len(piece) + len(window))
+        return real(piece, window)
+
+    monkeypatch.setattr(compress, "_deflate", measured)
+    twin = gzip_twin(data)
+    assert gzip.decompress(twin) == data
+    # Each piece compressed once at most (equal pieces with equal windows: once in all).
+    assert len(given) <= len(compress.starts(data)) <= len(data) // 1024 + 65
+    assert sum(given) <= 3 * len(data)
+    # Near one stream: a piece costs its block's start and a sync flush, a few dozen bytes.
+    pieces = len(compress.starts(data))
+    assert len(twin) <= 1.05 * len(gzip.compress(data, 1, mtime=0)) + 32 * pieces + 64
+
+
+# -- Outputs: compressed at once, written when told -----------------------------------------
+
+
+def _signalling(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
+    """An event set once a twin has been compressed (by a thread of Outputs)."""
+    done = threading.Event()
+    real = publish.gzip_twin
+
+    def twin(data: bytes) -> bytes:
+        made = real(data)
+        done.set()
+        return made
+
+    monkeypatch.setattr(publish, "gzip_twin", twin)
+    return done
+
+
+def test_outputs_compress_at_once_and_write_only_when_told(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    done = _signalling(monkeypatch)
+    path = tmp_path / "f" / "atom.xml"
+    with Outputs() as outputs:
+        outputs.add(path, b"<feed/>" * 1000)
+        assert done.wait(30), "the twin is compressed before write() is called"
+        assert not path.exists() and not twin_path(path).exists()
+        assert outputs.write() == [path]
+    assert path.read_bytes() == b"<feed/>" * 1000
+    assert twin_path(path).read_bytes() == gzip_twin(b"<feed/>" * 1000)
+
+
+def test_outputs_compressed_already_write_nothing_when_the_caller_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    done = _signalling(monkeypatch)
+    threads = threading.active_count()
+    with pytest.raises(RuntimeError, match="render failed"), Outputs() as outputs:
+        outputs.add(tmp_path / "atom.xml", b"<feed/>")
+        assert done.wait(30)
+        raise RuntimeError("render failed")
+    assert threading.active_count() == threads
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("where", ["compress", "write"])
+def test_an_error_in_a_files_thread_is_raised_in_the_caller(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    """A twin that cannot be made, a file that cannot be written: ``write`` raises it (the
+    build turns it into its one-line error), no thread is left, the old file stays whole."""
+    bad, good = tmp_path / "rss.xml", tmp_path / "atom.xml"
+    write_output(bad, b"old")
+    if where == "compress":
+        real_twin = publish.gzip_twin
+
+        def twin(data: bytes) -> bytes:
+            if data == b"new rss":
+                raise MemoryError("no room for the twin")
+            return real_twin(data)
+
+        monkeypatch.setattr(publish, "gzip_twin", twin)
+        expected: type[BaseException] = MemoryError
+    else:
+        real_write = publish.write_atomic
+
+        def write(target: Path, data: bytes) -> None:
+            if target == bad:
+                raise PublishError(f"cannot write {target}: disk full")
+            real_write(target, data)
+
+        monkeypatch.setattr(publish, "write_atomic", write)
+        expected = PublishError
+    threads = threading.active_count()
+    with pytest.raises(expected), Outputs() as outputs:
+        outputs.add(good, b"new atom")
+        outputs.add(bad, b"new rss")
+        outputs.write()
+    assert threading.active_count() == threads
+    assert bad.read_bytes() == b"old"
+    assert gzip.decompress(twin_path(bad).read_bytes()) in (b"old", b"new rss")
