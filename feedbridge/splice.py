@@ -12,8 +12,10 @@ and splices.
 
 The cut is checked, not trusted: an entry's start and end tags are looked for in the
 rendered bytes, and a document whose tags do not come exactly once per entry, in order,
-separated by nothing but the separator, is not cut (RSS keeps an article in CDATA, where an
-attribute of the article's HTML can hold ``</item>`` as text); the caller renders it whole.
+separated by nothing but the separator, is not cut, and the caller renders it whole.  feedgen
+escapes every text (an entry's tags can only be structure today), so this guards against
+what the cut cannot see: a feedgen that writes CDATA, where an attribute of an article could
+hold ``</item>`` as text, or an extension that writes an element of the same name.
 Either way the bytes are those of rendering the whole document at once
 (tests/test_splice.py checks it on the corpus, hostile bodies and fuzzed entries).
 """
@@ -87,15 +89,17 @@ def _all(data: bytes, needle: bytes) -> list[int]:
 class Fragments:
     """The rendered bytes of one document's entries, by entry key, from its last renders.
 
-    Holds at most the entries of the last two renders' worth (``2 n + 8`` for ``n`` entries),
-    so the trimming a byte budget tries (budget.py: content stripped from the oldest) does not
-    push out the untrimmed entries the next render starts from.
+    Holds at most two renders' worth of entries (``2 n + 8`` for the most entries ``n`` a
+    render had), so the trimming a byte budget tries (budget.py: content stripped from the
+    oldest, then the oldest dropped) does not push out the untrimmed entries the next render
+    starts from.
     """
 
-    __slots__ = ("_bytes",)
+    __slots__ = ("_bytes", "_most")
 
     def __init__(self) -> None:
         self._bytes: dict[Hashable, bytes] = {}
+        self._most = 0
 
     def __len__(self) -> int:
         return len(self._bytes)
@@ -134,7 +138,8 @@ class Fragments:
         kept.update(rendered)
         for key in keys:  # the ones just used move to the end: the newest to keep
             kept[key] = kept.pop(key)
-        excess = len(kept) - (2 * len(keys) + 8)
+        self._most = max(self._most, len(keys))
+        excess = len(kept) - (2 * self._most + 8)
         if excess > 0:
             for key in list(kept)[:excess]:
                 del kept[key]

@@ -427,22 +427,24 @@ def test_an_older_entry_arriving_keeps_the_feeds_time(kind: str) -> None:
 
 
 @pytest.mark.parametrize("kind", ["atom", "rss"])
+@pytest.mark.parametrize("budget", [30_000, 2500])
 def test_trimming_to_a_budget_keeps_the_untrimmed_entries(
-    kind: str, rendered_entries: list[int]
+    kind: str, budget: int, rendered_entries: list[int]
 ) -> None:
-    """A budget's trial renders (content stripped from the oldest) must not push the untrimmed
-    entries out of the memo: the next render starts from them (splice.py, ``Fragments``)."""
+    """A budget's trial renders (content stripped from the oldest, then the oldest dropped)
+    must not push the untrimmed entries out of the memo: the next render starts from them
+    (splice.py, ``Fragments``)."""
     when = datetime(2024, 1, 1, tzinfo=UTC)
     entries = [
         Entry(f"i{i}", f"https://example.org/{i}", f"t{i}", when + timedelta(days=i), "s",
               Content("<p>" + "words " * 400 + "</p>", f"summary {i}"))
-        for i in range(8)
+        for i in range(30)
     ]  # fmt: skip
-    spec = replace(SPEC, max_feed_bytes=9000)
+    spec = replace(SPEC, max_feed_bytes=budget)
     memo = Fragments()
     render = partial(RENDERS[kind], memo=memo)
     _, trim = fit_feed(spec, entries, URLS, render)
-    assert trim.stripped and not trim.dropped
+    assert trim.stripped and bool(trim.dropped) == (budget < 30_000)
     before = len(rendered_entries)
     assert render(spec, entries, URLS) == RENDERS[kind](spec, entries, URLS)
     assert len(rendered_entries) - before == 1 + len(entries)  # the head's, then the whole's
