@@ -191,6 +191,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=1, help="cold builds of each kind")
     parser.add_argument("--hugo", action="store_true", help="also time Hugo on the same articles")
     parser.add_argument("--work", type=Path, default=None)
+    parser.add_argument("--daemon-runs", type=int, default=15, help="new dumps of each kind")
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="feedbridge-archive-bench-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -211,7 +212,7 @@ def main() -> None:
     s = run(build_cmd(dumps, out, state))
     rows["unchanged rebuild, archives"] = f"{s.seconds * 1000:,.0f} ms, {s.rss_mb:.0f} MB"
     print("unchanged", rows["unchanged rebuild, archives"], flush=True)
-    for kind, seconds in daemon_work(dumps, out, state, 5).items():
+    for kind, seconds in daemon_work(dumps, out, state, args.daemon_runs).items():
         rows[f"daemon: one new dump ({kind}), work"] = f"{seconds * 1000:,.1f} ms"
         print(kind, rows[f"daemon: one new dump ({kind}), work"], flush=True)
     pages = sum(1 for _ in out.glob("*/archive/*.xml"))
