@@ -30,6 +30,8 @@ import zlib
 from collections import OrderedDict
 from pathlib import Path
 
+from feedbridge.splice import find_all
+
 #: The twin's suffix, as nginx's gzip_static and WhiteNoise look for it.
 GZIP_SUFFIX = ".gz"
 #: nginx's own default.  On the real corpus level 1 makes feeds 2.55 times smaller at 16 ms a
@@ -100,7 +102,7 @@ def starts(data: bytes) -> list[int]:
     """Where the pieces of ``data`` start: at each entry (see ``_start``), so that an entry
     added or removed leaves the other pieces as they were.  Text made of starts (more than
     one a KiB) is cut greedily into pieces of ``_MIN_PIECE`` at least instead."""
-    found = [at for at in _all(data, _start(data)) if at]
+    found = [at for at in find_all(data, _start(data)) if at]
     if len(found) <= len(data) // 1024 + 64:
         return [0, *found]
     cuts = [0]
@@ -116,14 +118,6 @@ def _start(data: bytes) -> bytes:
         return _JSON
     top = data[:512]
     return _RSS if b"<rss" in top else _ATOM if b"<feed" in top else _HTML
-
-
-def _all(data: bytes, needle: bytes) -> list[int]:
-    found, at = [], data.find(needle)
-    while at >= 0:
-        found.append(at)
-        at = data.find(needle, at + len(needle))
-    return found
 
 
 def gzip_twin(data: bytes) -> bytes:

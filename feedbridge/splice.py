@@ -63,8 +63,8 @@ def cut(document: bytes, where: Cut, count: int) -> Parts | None:
     """``document`` cut around its ``count`` entries, or None where the cut is not certain."""
     if count < 1:
         return None
-    starts = _all(document, where.start)
-    ends = [at + len(where.end) for at in _all(document, where.end)]
+    starts = find_all(document, where.start)
+    ends = [at + len(where.end) for at in find_all(document, where.end)]
     if len(starts) != count or len(ends) != count:
         return None
     head = document[: starts[0]]
@@ -78,7 +78,8 @@ def cut(document: bytes, where: Cut, count: int) -> Parts | None:
     return Parts(head, parts.entries, document[ends[-1] :])
 
 
-def _all(data: bytes, needle: bytes) -> list[int]:
+def find_all(data: bytes, needle: bytes) -> list[int]:
+    """Where ``needle`` starts in ``data``, each time, left to right (not overlapping)."""
     found, at = [], data.find(needle)
     while at >= 0:
         found.append(at)

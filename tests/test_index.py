@@ -616,7 +616,7 @@ def test_index_damage_is_recovered_with_the_bytes_of_a_clean_build(
     assert again.parsed == 0 and again.written == ()
 
 
-def _row(rel: str) -> Row:
+def _shown(rel: str) -> Row:
     return Row(rel, rel.partition("/")[0], 10, 20, rel, f"https://example.org/{rel}", "t", 1)
 
 
@@ -631,7 +631,7 @@ def test_bodies_read_lately_come_from_memory_within_bounds(
 
     monkeypatch.setattr(index_module, "_RECENT_CHARS", 3 * (1200 + 200))  # three bodies
     index = Index(None, root=tmp_path, out=tmp_path)
-    rows = [_row(f"s/{i}.md") for i in range(5)]
+    rows = [_shown(f"s/{i}.md") for i in range(5)]
     index.apply(rows, [])
     index.store_content([(r, Content(r.rel * 200, "", None, None)) for r in rows])
     queries: list[str] = []
