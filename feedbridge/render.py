@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import html
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,7 +25,7 @@ from feedgen.feed import FeedGenerator
 from feedbridge import __version__
 from feedbridge.listing import GENERATOR
 from feedbridge.model import Entry, FeedSpec, FeedUrls, History
-from feedbridge.splice import ATOM_ENTRY, RSS_ITEM, Cut, Fragments
+from feedbridge.splice import ATOM_ENTRY, RSS_ITEM, Fragments
 
 #: ``updated`` of a feed without entries: a fixed instant keeps empty feeds byte-stable.
 EMPTY_FEED_TIME = datetime(1970, 1, 1, tzinfo=UTC)
@@ -249,14 +249,7 @@ def render_atom(
 ) -> bytes:
     """The Atom document; with ``history``, its RFC 5005 links (an archive page's too).
     ``memo``: the entries' bytes from this document's last renders (splice.py)."""
-
-    def render(chosen: Sequence[Entry]) -> bytes:
-        fg = _generator(spec, chosen, urls, urls.atom, "application/atom+xml", history, updated)
-        data: bytes = fg.atom_str(pretty=True)
-        return data
-
-    updated = feed_updated(entries)
-    return _spliced(spec, entries, render, ATOM_ENTRY, memo)
+    return _feedgen(spec, entries, urls, history, memo, atom=True)
 
 
 def render_rss(
@@ -268,28 +261,34 @@ def render_rss(
     memo: Fragments | None = None,
 ) -> bytes:
     """The RSS 2.0 document; with ``history``, ``atom:link rel="prev-archive"``."""
-
-    def render(chosen: Sequence[Entry]) -> bytes:
-        fg = _generator(spec, chosen, urls, urls.rss, "application/rss+xml", history, updated)
-        data: bytes = fg.rss_str(pretty=True)
-        return data
-
-    updated = feed_updated(entries)
-    return _spliced(spec, entries, render, RSS_ITEM, memo)
+    return _feedgen(spec, entries, urls, history, memo, atom=False)
 
 
-def _spliced(
+def _feedgen(
     spec: FeedSpec,
     entries: Sequence[Entry],
-    render: Callable[[Sequence[Entry]], bytes],
-    where: Cut,
+    urls: FeedUrls,
+    history: History | None,
     memo: Fragments | None,
+    *,
+    atom: bool,
 ) -> bytes:
+    """feedgen's Atom or RSS document, spliced from ``memo`` where it can be."""
+    self_url, self_type = (
+        (urls.atom, "application/atom+xml") if atom else (urls.rss, "application/rss+xml")
+    )
+    updated = feed_updated(entries)  # of all the entries, whichever ``render`` is given
+
+    def render(chosen: Sequence[Entry]) -> bytes:
+        fg = _generator(spec, chosen, urls, self_url, self_type, history, updated)
+        data: bytes = fg.atom_str(pretty=True) if atom else fg.rss_str(pretty=True)
+        return data
+
     if memo is None or not entries:
         return render(entries)
     # An entry's bytes depend on it and on the feed's author (its fallback author).
     keys = [(spec.author, entry) for entry in entries]
-    return memo.splice(entries, keys, render, where)
+    return memo.splice(entries, keys, render, ATOM_ENTRY if atom else RSS_ITEM)
 
 
 def render_json(
