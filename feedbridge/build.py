@@ -505,6 +505,8 @@ class Builder:
         root = self._root()
         try:
             try:
+                if self.index.judge_with(self.target.config.max_bytes):
+                    paths = None  # files a new max_bytes judges otherwise are read again
                 return self._build(root, now=now, paths=paths)
             except Exception as e:
                 if not is_damage(e):

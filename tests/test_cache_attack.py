@@ -1,0 +1,201 @@
+"""Attacks on what a Builder kept open (the daemon) remembers between builds: whatever happens
+between two builds, each build publishes the bytes a cold build in a new process publishes."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from feedbridge.app import open_builder
+from feedbridge.config import parse_config
+
+from .conftest import BASE_URL
+from .test_splice import _COLD_BUILD, _CONFIG, _dump, _files, daemon_dumps
+
+__all__ = ["daemon_dumps"]  # the fixture
+
+NOW = datetime(2025, 6, 1, tzinfo=UTC)
+
+
+@dataclass
+class Step:
+    what: str
+    change: Callable[[], list[str] | None] = lambda: []
+    now: datetime = NOW
+    config: dict[str, Any] | None = None
+    base_url: str = BASE_URL
+
+
+def _cold_build(config: dict[str, Any], dumps: Path, out: Path, now: datetime, base: str) -> None:
+    """A build in a process of its own, in a state folder of its own."""
+    state = out.with_name(out.name + "-state")
+    args = json.dumps([config, str(dumps), str(out), str(state), base, now.isoformat()])
+    env = {**os.environ, "XDG_CACHE_HOME": str(out.with_name(out.name + "-cache"))}
+    subprocess.run([sys.executable, "-c", _COLD_BUILD, args], check=True, env=env, timeout=120)
+
+
+def _attack(tmp_path: Path, dumps: Path, steps: list[Step], config: dict[str, Any]) -> None:
+    out, state = tmp_path / "out", tmp_path / "state"
+    with open_builder(
+        parse_config(config), dumps=dumps, out=out, base_url=BASE_URL, state_dir=state,
+        parallel=False,
+    ) as (builder, _):  # fmt: skip
+        builder.build(now=NOW)
+        for n, step in enumerate(steps):
+            paths = step.change()
+            if step.config is not None:
+                config = step.config
+                builder.target = replace(
+                    builder.target, config=parse_config(config), base_url=step.base_url
+                )
+            builder.build(now=step.now, paths=paths)
+            cold = tmp_path / f"cold{n}"
+            _cold_build(config, dumps, cold, step.now, step.base_url)
+            assert _files(cold) == _files(out), step.what
+            shutil.rmtree(cold)
+
+
+def _with_feeds(**feeds: dict[str, Any]) -> dict[str, Any]:
+    return {**_CONFIG, "feeds": {**_CONFIG["feeds"], **feeds}}
+
+
+def test_reloads_that_change_what_feeds_show(tmp_path: Path, daemon_dumps: Path) -> None:
+    """SIGHUP changes a feed's limit, sources, archive flag and head, declares a new feed over
+    the same sources, moves the base URL: each build after it is a cold build's."""
+    s_only = {"sources": ["s"], "author": "Ann"}
+    steps = [
+        Step("limit raised", config=_with_feeds(s={**s_only, "limit": 7})),
+        Step("limit lowered", config=_with_feeds(s={**s_only, "limit": 2})),
+        Step("archive off", config=_with_feeds(s={**s_only, "archive": False})),
+        Step("archive on again", config=_with_feeds(s=s_only)),
+        Step("sources swapped", config=_with_feeds(s={"sources": ["t"]}, t={"sources": ["s"]})),
+        Step(
+            "a new feed over the same sources, one archived",
+            config=_with_feeds(u={"sources": ["s"], "limit": 3, "archive": True}),
+        ),
+        Step("title and base URL", config={**_CONFIG, "title": "Other"}, base_url=BASE_URL + "x/"),
+        Step("back as it was", config=_CONFIG),
+    ]
+    _attack(tmp_path, daemon_dumps, steps, _CONFIG)
+
+
+def test_the_clock_set_back_and_jumped_forward(tmp_path: Path, daemon_dumps: Path) -> None:
+    """Builds of nothing at times going back and forth, also to exactly a dump's time."""
+    exact = datetime(2024, 1, 3, tzinfo=UTC) + timedelta(days=11 * 9)  # s9 and t9 are dated so
+    steps = [
+        Step("a year back", now=NOW - timedelta(days=365)),
+        Step("exactly a dump's time", now=exact),
+        Step("a second before it", now=exact - timedelta(seconds=1)),
+        Step("exactly again", now=exact),
+        Step("years forward", now=NOW + timedelta(days=3650)),
+        Step("back to now", now=NOW),
+    ]
+    _attack(tmp_path, daemon_dumps, steps, _CONFIG)
+
+
+def test_dumps_moved_renamed_and_folders_made_again(tmp_path: Path, daemon_dumps: Path) -> None:
+    """A dump moved between sources, renamed, a file replaced by one of the same size with a
+    new mtime, a source folder deleted and made again with other dumps, paths that are not
+    dumps at all: told by file events, or found by a rescan."""
+    dumps = daemon_dumps
+
+    def move(old: str, new: str) -> list[str]:
+        (dumps / old).rename(dumps / new)
+        return [old, new]
+
+    def same_size(rel: str) -> list[str]:
+        path = dumps / rel
+        data = path.read_bytes()
+        path.write_bytes(data.replace(b"words", b"WORDS", 1))
+        st = path.stat()
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 5 * 10**9))
+        return [rel]
+
+    def remade(source: str) -> list[str] | None:
+        shutil.rmtree(dumps / source, ignore_errors=True)
+        (dumps / source).mkdir()
+        for i in range(3):
+            when = datetime(2025, 1, 1 + i, tzinfo=UTC)
+            _dump(dumps / source / f"{i:02}.md", f"{source} again {i}", when, f"<p>{i}</p>")
+        return [f"{source}/{i:02}.md" for i in range(14)]
+
+    def gone(source: str) -> list[str] | None:
+        shutil.rmtree(dumps / source)
+        return None
+
+    steps = [
+        Step("moved to the other source", lambda: move("s/13.md", "t/13b.md")),
+        Step("renamed", lambda: move("t/12.md", "t/zz.md")),
+        Step("renamed so it is no dump", lambda: move("t/zz.md", "t/zz.txt")),
+        Step("same size, new mtime", lambda: same_size("s/11.md")),
+        Step("same size, new mtime, found by a rescan", lambda: same_size("t/11.md") and None),
+        Step(
+            "paths that are no dumps",
+            lambda: ["nosuch/x.md", "s/../t/00.md", "/etc/passwd", "s", "", "s/sub/x.md", "t/13b"],
+        ),
+        Step("a source folder made again", lambda: remade("s")),
+        Step("a source gone, found by a rescan", lambda: gone("t")),
+        Step("it comes back", lambda: remade("t")),
+    ]
+    _attack(tmp_path, dumps, steps, _CONFIG)
+
+
+def _damage(state: Path, sql: str) -> None:
+    db = sqlite3.connect(state / "index.sqlite3")
+    try:
+        db.execute(sql)
+        db.commit()
+    finally:
+        db.close()
+
+
+def test_an_index_damaged_between_builds(tmp_path: Path, daemon_dumps: Path) -> None:
+    """A row broken between two builds (the daemon's of one new dump, which may not read it
+    at all): what is published is a cold build's, whenever the damage is found."""
+    state = tmp_path / "state"
+
+    def new_and_damage(rel: str, sql: str) -> list[str]:
+        _dump(daemon_dumps / rel, rel, datetime(2025, 5, 20, tzinfo=UTC), "<p>n</p>")
+        _damage(state, sql)
+        return [rel]
+
+    steps = [
+        Step("a shown row's title a blob", lambda: new_and_damage(
+            "s/40.md", "UPDATE dumps SET title = x'ff00' WHERE rel = 's/12.md'")),
+        Step("an archived row's source a number", lambda: new_and_damage(
+            "t/40.md", "UPDATE dumps SET source = 7 WHERE rel = 't/02.md'")),
+        Step("the content table dropped", lambda: new_and_damage(
+            "s/41.md", "DROP TABLE content")),
+        Step("a rescan after it", lambda: None),
+    ]  # fmt: skip
+    _attack(tmp_path, daemon_dumps, steps, _CONFIG)
+
+
+def test_a_reload_that_changes_which_files_are_dumps(tmp_path: Path, daemon_dumps: Path) -> None:
+    """``max_bytes`` lowered below shown and archived dumps' size, then raised again; the
+    pattern narrowed and widened: the daemon's full build after a reload judges every file
+    as a cold build does, though none of them changed."""
+    small = {**_CONFIG, "max_bytes": 200}
+    steps = [
+        Step("max_bytes lowered", lambda: None, config=small),
+        Step("a new dump after it", lambda: _new("s/50.md", "<p>" + "w " * 200 + "</p>")),
+        Step("max_bytes raised again", lambda: None, config=_CONFIG),
+        Step("pattern narrowed", lambda: None, config={**_CONFIG, "pattern": "1*.md"}),
+        Step("pattern widened", lambda: None, config=_CONFIG),
+    ]
+    dumps = daemon_dumps
+
+    def _new(rel: str, body: str) -> list[str]:
+        _dump(dumps / rel, rel, datetime(2025, 5, 21, tzinfo=UTC), body)
+        return [rel]
+
+    _attack(tmp_path, dumps, steps, _CONFIG)
