@@ -529,7 +529,7 @@ class Builder:
         if self._root_id is None:
             raise SourceError(f"dumps folder {self.target.dumps} is missing; no feed was removed")
         feeds = resolve_feeds(self.target.config, root.sources)
-        self.fragments.retain({spec.name for spec in feeds})  # a daemon outlives its feeds
+        self._retain({spec.name for spec in feeds})
         now_s = int(now.timestamp())
         if paths is None and self.parallel and not self.index.feed_state():
             prepare(self.target.config.templates)  # a first build: every page is to be made
@@ -589,6 +589,14 @@ class Builder:
             (time.perf_counter() - started) * 1000 - scan_ms,
         )  # fmt: skip
         return report
+
+    def _retain(self, feeds: set[str]) -> None:
+        """Forget what was kept of feeds that are gone: a daemon outlives its feeds, and a
+        source that comes and goes between rescans (which empty ``_selections``) must leave
+        nothing behind."""
+        self.fragments.retain(feeds)
+        for name in set(self._selections) - feeds:
+            del self._selections[name]
 
     def _settled(self, feeds: Sequence[FeedSpec], now: int) -> dict[str, list[Row]]:
         """What each feed shows, the bodies of archived feeds' rows read first: a dump found

@@ -199,3 +199,54 @@ def test_a_reload_that_changes_which_files_are_dumps(tmp_path: Path, daemon_dump
         return [rel]
 
     _attack(tmp_path, dumps, steps, _CONFIG)
+
+
+def _memo_sizes(builder: Any) -> dict[str, int]:
+    """How much each memo of a Builder kept open holds."""
+    from feedbridge import compress
+
+    selections = builder._selections
+    return {
+        "selections": len(selections),
+        "selected rows": sum(len(held.rows) for held in selections.values()),
+        "fingerprints": sum(len(held.fingerprints) for held in selections.values()),
+        "clean": len(builder._clean),
+        "histories": len(builder.archiver._histories),
+        "recent": len(builder.index._recent._items),
+        "fragments": sum(len(f) for f in builder.fragments._slots.values()),
+        "slots": len(builder.fragments._slots),
+        "twins": len(compress._memo._pieces),
+    }
+
+
+def test_builds_of_nothing_and_sources_that_come_and_go_keep_memory_bounded(
+    tmp_path: Path, daemon_dumps: Path
+) -> None:
+    """A daemon runs for months: builds with nothing changed hold what one build holds, and
+    a source that appears and vanishes between rescans leaves nothing behind in any memo."""
+    dumps, out, state = daemon_dumps, tmp_path / "out", tmp_path / "state"
+    with open_builder(
+        parse_config({**_CONFIG, "feeds": {}}), dumps=dumps, out=out, base_url=BASE_URL,
+        state_dir=state, parallel=False,
+    ) as (builder, _):  # fmt: skip
+        builder.build(now=NOW)
+        builder.build(now=NOW, paths=[])
+        settled = _memo_sizes(builder)
+        for i in range(20):
+            builder.build(now=NOW + timedelta(minutes=i), paths=[])
+            assert _memo_sizes(builder) == settled, i
+        for i in range(12):
+            rel = f"u{i}/00.md"
+            (dumps / f"u{i}").mkdir()
+            _dump(dumps / rel, f"u{i}", datetime(2025, 5, 1, tzinfo=UTC), "<p>u</p>")
+            builder.build(now=NOW, paths=[rel])
+            assert (out / f"u{i}" / "atom.xml").exists()
+            shutil.rmtree(dumps / f"u{i}")
+            builder.build(now=NOW, paths=[rel])
+            assert not (out / f"u{i}").exists()
+        after = _memo_sizes(builder)
+        # The bodies and compressed pieces read lately are LRUs bounded by their capacity.
+        lru = ("recent", "twins")
+        grown = {k: (settled[k], v) for k, v in after.items() if v > settled[k] and k not in lru}
+        assert not grown, grown
+        assert builder.index._recent._size <= builder.index._recent._capacity
