@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -15,10 +16,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from feedbridge.app import open_builder
 from feedbridge.config import parse_config
 
 from .conftest import BASE_URL
+from .daemon_helpers import RunningDaemon, wait_for
 from .test_splice import _COLD_BUILD, _CONFIG, _dump, _files, daemon_dumps
 
 __all__ = ["daemon_dumps"]  # the fixture
@@ -250,3 +254,63 @@ def test_builds_of_nothing_and_sources_that_come_and_go_keep_memory_bounded(
         grown = {k: (settled[k], v) for k, v in after.items() if v > settled[k] and k not in lru}
         assert not grown, grown
         assert builder.index._recent._size <= builder.index._recent._capacity
+
+
+def _toml(config: dict[str, Any]) -> str:
+    """The TOML of a config as the tests write it (top-level values, then ``[feeds.NAME]``)."""
+    top = [f"{k} = {json.dumps(v)}" for k, v in config.items() if k != "feeds"]
+    feeds = [
+        f"[feeds.{name}]\n" + "\n".join(f"{k} = {json.dumps(v)}" for k, v in feed.items())
+        for name, feed in config.get("feeds", {}).items()
+    ]
+    return "\n".join(top) + "\n\n" + "\n\n".join(feeds) + "\n"
+
+
+@pytest.mark.slow
+def test_the_daemon_publishes_what_a_cold_build_does(tmp_path: Path, daemon_dumps: Path) -> None:
+    """``feedbridge run`` itself, driven by file events and SIGHUP: after each change settles,
+    OUT is byte for byte what a cold build in a new process makes of the same dumps."""
+    dumps, out, state = daemon_dumps, tmp_path / "out", tmp_path / "state"
+    config_file = tmp_path / "fb.toml"
+    config = {**_CONFIG, "max_bytes": 100_000}
+    config_file.write_text(_toml(config))
+    big = "<p>" + "big " * 500 + "</p>"
+
+    def settled(n: int) -> None:
+        cold = tmp_path / f"cold{n}"
+
+        def same() -> bool:
+            shutil.rmtree(cold, ignore_errors=True)
+            shutil.rmtree(cold.with_name(cold.name + "-state"), ignore_errors=True)
+            _cold_build(config, dumps, cold, datetime.now(UTC), BASE_URL)
+            return _files(cold) == _files(out)
+
+        wait_for(same, timeout=30, what=f"step {n}: OUT as a cold build makes it")
+
+    d = RunningDaemon(dumps, out, state, "--config", str(config_file), "--interval", "3600")
+    try:
+        settled(0)
+        _dump(dumps / "s" / "60.md", "sixty", datetime(2025, 5, 1, tzinfo=UTC), big)
+        wait_for(lambda: "sixty" in d.feed("s"), what="the new dump")
+        settled(1)
+        config = {**config, "max_bytes": 1500}  # s/60.md is now over the limit
+        config_file.write_text(_toml(config))
+        d.send(signal.SIGHUP)
+        wait_for(lambda: "sixty" not in d.feed("s"), what="the reload of max_bytes")
+        settled(2)
+        config = {
+            **config,
+            "limit": 6,
+            "feeds": {**_CONFIG["feeds"], "s": {"sources": ["s"], "archive": False}, "u": {
+                "sources": ["s", "t"], "limit": 2}},
+        }  # fmt: skip
+        config_file.write_text(_toml(config))
+        d.send(signal.SIGHUP)
+        wait_for(lambda: "<feed" in d.feed("u"), what="the reload of feeds")
+        settled(3)
+        shown = dumps / "t" / "13.md"
+        shown.write_bytes(shown.read_bytes() + b"<p>" + b"x" * 900 + b"\0</p>\n")
+        wait_for(lambda: "t13" not in d.feed("t"), what="the broken body")
+        settled(4)
+    finally:
+        assert d.stop() == 0, d.output()
