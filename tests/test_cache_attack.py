@@ -95,6 +95,12 @@ def test_reloads_that_change_what_feeds_show(tmp_path: Path, daemon_dumps: Path)
 def test_the_clock_set_back_and_jumped_forward(tmp_path: Path, daemon_dumps: Path) -> None:
     """Builds of nothing at times going back and forth, also to exactly a dump's time."""
     exact = datetime(2024, 1, 3, tzinfo=UTC) + timedelta(days=11 * 9)  # s9 and t9 are dated so
+    between = NOW + timedelta(days=400)
+
+    def add() -> list[str]:
+        _dump(daemon_dumps / "t" / "70.md", "between", between, "<p>between</p>")
+        return ["t/70.md"]
+
     steps = [
         Step("a year back", now=NOW - timedelta(days=365)),
         Step("exactly a dump's time", now=exact),
@@ -102,6 +108,11 @@ def test_the_clock_set_back_and_jumped_forward(tmp_path: Path, daemon_dumps: Pat
         Step("exactly again", now=exact),
         Step("years forward", now=NOW + timedelta(days=3650)),
         Step("back to now", now=NOW),
+        Step("years forward, a dump dated between", add, now=NOW + timedelta(days=3650)),
+        Step("back: it is in the future", now=NOW),
+        Step("exactly its time, nothing told", lambda: [], now=between),
+        Step("a second before it", lambda: [], now=between - timedelta(seconds=1)),
+        Step("a year later, by a rescan", lambda: None, now=between + timedelta(days=365)),
     ]
     _attack(tmp_path, daemon_dumps, steps, _CONFIG)
 
@@ -314,3 +325,67 @@ def test_the_daemon_publishes_what_a_cold_build_does(tmp_path: Path, daemon_dump
         settled(4)
     finally:
         assert d.stop() == 0, d.output()
+
+
+def test_templates_edited_between_builds(tmp_path: Path, daemon_dumps: Path) -> None:
+    """The user's templates folder changes under a running daemon, no reload: a template
+    added over the package's, edited, edited back, removed; the stylesheet replaced."""
+    from feedbridge import pages
+
+    package = Path(pages.__file__).parent / "templates"
+    mine = tmp_path / "templates"
+    mine.mkdir()
+    config = {**_CONFIG, "templates": str(mine)}
+    entry = (package / "entry.html").read_text()
+
+    def write(name: str, text: str) -> list[str]:
+        (mine / name).write_text(text)
+        return []
+
+    def remove(name: str) -> list[str]:
+        (mine / name).unlink()
+        return []
+
+    steps = [
+        Step("a template over the package's", lambda: write("entry.html", "<b>A</b>" + entry)),
+        Step("edited", lambda: write("entry.html", "<i>B</i>" + entry)),
+        Step("edited back", lambda: write("entry.html", "<b>A</b>" + entry)),
+        Step("removed", lambda: remove("entry.html")),
+        Step("the stylesheet", lambda: write("style.css", "body { color: red }\n")),
+        Step("and a rescan", lambda: None),
+    ]
+    _attack(tmp_path, daemon_dumps, steps, config)
+
+
+def test_bodies_broken_later_in_the_archive_and_at_its_edge(
+    tmp_path: Path, daemon_dumps: Path
+) -> None:
+    """Bodies found good once are rewritten with a NUL deep in them, header unchanged: an
+    archived one, the newest archived (the feed's edge), one shown only by a feed without an
+    archive; named by file events or found by a rescan; then mended."""
+    dumps = daemon_dumps
+
+    def nul(rel: str, named: bool = True) -> list[str] | None:
+        path = dumps / rel
+        st = path.stat()
+        path.write_bytes(path.read_bytes() + b"<p>" + b"x" * 5000 + b"\0</p>\n")
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+        return [rel] if named else None
+
+    def mend(rel: str) -> list[str]:
+        path = dumps / rel
+        st = path.stat()
+        path.write_bytes(path.read_bytes().replace(b"\0", b""))
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+        return [rel]
+
+    steps = [
+        Step("an archived body", lambda: nul("s/03.md")),
+        Step("the newest archived body", lambda: nul("s/09.md")),
+        Step("an archived body, by a rescan", lambda: nul("t/05.md", named=False)),
+        Step("the edge by a rescan", lambda: nul("t/09.md", named=False)),
+        Step("mended", lambda: mend("s/09.md") + mend("t/05.md")),
+        Step("a shown body in both feeds", lambda: nul("t/13.md")),
+        Step("mended again", lambda: mend("t/13.md") + mend("s/03.md") + mend("t/09.md")),
+    ]
+    _attack(tmp_path, dumps, steps, _CONFIG)
