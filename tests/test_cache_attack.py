@@ -87,6 +87,21 @@ def test_reloads_that_change_what_feeds_show(tmp_path: Path, daemon_dumps: Path)
             config=_with_feeds(u={"sources": ["s"], "limit": 3, "archive": True}),
         ),
         Step("title and base URL", config={**_CONFIG, "title": "Other"}, base_url=BASE_URL + "x/"),
+        Step(
+            "a feed renamed",
+            config={
+                **_CONFIG,
+                "feeds": {
+                    "s2": s_only,
+                    "t": _CONFIG["feeds"]["t"],
+                    "both": _CONFIG["feeds"]["both"],
+                },
+            },
+        ),
+        Step(
+            "only one feed, no auto feeds",
+            config={**_CONFIG, "auto_feeds": False, "feeds": {"both": {"sources": ["s", "t"]}}},
+        ),
         Step("back as it was", config=_CONFIG),
     ]
     _attack(tmp_path, daemon_dumps, steps, _CONFIG)
@@ -153,6 +168,7 @@ def test_dumps_moved_renamed_and_folders_made_again(tmp_path: Path, daemon_dumps
         Step("renamed so it is no dump", lambda: move("t/zz.md", "t/zz.txt")),
         Step("same size, new mtime", lambda: same_size("s/11.md")),
         Step("same size, new mtime, found by a rescan", lambda: same_size("t/11.md") and None),
+        Step("moved over a dump of the other source", lambda: move("s/09.md", "t/10.md")),
         Step(
             "paths that are no dumps",
             lambda: ["nosuch/x.md", "s/../t/00.md", "/etc/passwd", "s", "", "s/sub/x.md", "t/13b"],
