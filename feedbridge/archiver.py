@@ -331,6 +331,17 @@ class Archiver:
                     ids.add(row.id or "")
         return months | self._months_of_ids(spec, ids, now)
 
+    def _altered(self, feed: str) -> set[str]:
+        """Months of a feed whose page files are not as they were written: deleted or edited
+        behind feedbridge's back (one stat per file: a full build's check, as its scan is)."""
+        folder = self.out / feed / ARCHIVE_DIR
+        return {
+            key.month
+            for key, stored in self._pages(feed).items()
+            if json.loads(stored.files)
+            != file_signature(folder / f"{key.name}{suffix}" for suffix in SUFFIXES)
+        }
+
     def _months_of_ids(self, spec: FeedSpec, ids: Iterable[str], now: int) -> set[str]:
         """Months of a feed's dumps with one of these entry ids, whose winner may change."""
         sources = set(spec.sources)
@@ -350,11 +361,13 @@ class Archiver:
         skip: Iterable[str] = (),
         *,
         pages: str = "",
+        verify: bool = False,
     ) -> Outcome:
         """Bring the archives of ``feeds`` up to date; ``selected`` holds what each feed shows
         (``build.select``), newest first: its archive holds every older entry.  Feeds showing
         a source in ``skip`` (a folder the scan could not read) keep theirs as they are.
-        Archives of feeds that are gone or no longer archived are removed."""
+        Archives of feeds that are gone or no longer archived are removed.  With ``verify``
+        (a full build's), pages whose files were deleted or edited since are made again."""
         outcome = Outcome()
         if any(spec.archive for spec in feeds):
             with self.index.writer:
@@ -391,7 +404,8 @@ class Archiver:
             # Taken out first: a pass that fails half-way leaves no history to trust.
             had = spec.name in self._histories
             history = self._histories.pop(spec.name, None)
-            if self._feed(feed, now, dirty, states.get(spec.name), outcome) or not had:
+            state = states.get(spec.name)
+            if self._feed(feed, now, dirty, state, outcome, verify=verify) or not had:
                 history = self.history(spec.name)
             self._histories[spec.name] = outcome.histories[spec.name] = history
             outcome.sources.update(spec.sources)
@@ -412,6 +426,8 @@ class Archiver:
         dirty: Sequence[tuple[str, int | None, str | None]],
         state: FeedState | None,
         outcome: Outcome,
+        *,
+        verify: bool = False,
     ) -> bool:
         """Bring one feed's archive up to date; False if its pages stand as they were."""
         spec, urls, settings = feed.spec, feed.urls, feed.settings
@@ -432,6 +448,8 @@ class Archiver:
             assert state is not None
             touched = self._touched(spec, dirty, state.seen, now)
             touched |= self._crossed(spec, state.boundary, boundary)
+            if verify:
+                touched |= self._altered(spec.name)
             if not touched:  # nothing of this feed changed: its pages stand
                 self._seen(spec.name, settings, now, boundary)
                 return False

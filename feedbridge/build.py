@@ -538,7 +538,7 @@ class Builder:
         # What each feed shows: its plan, and where its archive begins (the rows before these).
         selected = self._settled(feeds, now_s)
         archives = self.archiver.update(
-            feeds, now_s, selected, skip=self.unreadable, pages=self.pages_key
+            feeds, now_s, selected, skip=self.unreadable, pages=self.pages_key, verify=paths is None
         )
         self.histories = archives.histories
         state = self.index.feed_state()

@@ -405,3 +405,36 @@ def test_bodies_broken_later_in_the_archive_and_at_its_edge(
         Step("mended again", lambda: mend("t/13.md") + mend("s/03.md") + mend("t/09.md")),
     ]
     _attack(tmp_path, dumps, steps, _CONFIG)
+
+
+def test_published_files_removed_or_edited_behind_its_back(
+    tmp_path: Path, daemon_dumps: Path
+) -> None:
+    """A careless operator deletes or edits files in OUT between two builds of a daemon: a
+    feed's files are put back by its next build, archive pages by its next rescan."""
+    out = tmp_path / "out"
+
+    def remove(*names: str) -> list[str]:
+        for name in names:
+            for path in out.glob(name):
+                if path.is_dir():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink()
+        return []
+
+    def edit(name: str) -> list[str]:
+        path = out / name
+        path.write_bytes(path.read_bytes() + b"<!-- edited -->")
+        return []
+
+    steps = [
+        Step("a feed's twin removed", lambda: remove("s/atom.xml.gz")),
+        Step("a feed edited", lambda: edit("t/rss.xml")),
+        # Archive pages are checked by a full build (the daemon's rescans), as dumps are.
+        Step("an archive page removed", lambda: remove("s/archive/2024-01-1.xml") or None),
+        Step("an archive page edited", lambda: edit("t/archive/2024-01-1.html") or None),
+        Step("the archive folder removed", lambda: remove("t/archive") or None),
+        Step("the index page and the OPML removed", lambda: remove("index.html*", "feeds.opml*")),
+    ]
+    _attack(tmp_path, daemon_dumps, steps, _CONFIG)
