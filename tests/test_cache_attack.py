@@ -207,6 +207,18 @@ def test_an_index_damaged_between_builds(tmp_path: Path, daemon_dumps: Path) -> 
         Step("the content table dropped", lambda: new_and_damage(
             "s/41.md", "DROP TABLE content")),
         Step("a rescan after it", lambda: None),
+        Step("an archive page's files not JSON, then a rescan", lambda: _damage(
+            state, "UPDATE archive_pages SET files = 'x' WHERE feed = 's'")),
+        Step("an archive page's files not a list, then a new dump", lambda: new_and_damage(
+            "s/42.md", "UPDATE archive_pages SET files = '7' WHERE feed = 's'")),
+        Step("an archive page's links a number, then a rescan", lambda: _damage(
+            state, "UPDATE archive_pages SET older = 7 WHERE feed = 't'")),
+        Step("a feed's archive state a blob, then a new dump", lambda: new_and_damage(
+            "t/42.md", "UPDATE archive_feeds SET seen = x'00' WHERE feed = 't'")),
+        Step("its settings a number, then a new dump", lambda: new_and_damage(
+            "s/43.md", "UPDATE archive_feeds SET fingerprint = 5 WHERE feed = 's'")),
+        Step("a dirty row's time text, then a new dump", lambda: new_and_damage(
+            "s/44.md", "INSERT INTO archive_dirty VALUES ('s', 'soon', 'x')")),
     ]  # fmt: skip
     _attack(tmp_path, daemon_dumps, steps, _CONFIG)
 
