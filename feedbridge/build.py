@@ -249,6 +249,9 @@ class Builder:
         self._pool: ProcessPoolExecutor | None = None
         #: Paths that changed while they were being read in the last refresh.
         self.unsettled: set[str] = set()
+        #: Whether the last refresh scanned every source (asked, or after damage to the index
+        #: or a new max_bytes), or looked at the paths it was given only.
+        self.scanned_all = False
         #: The dumps root the build in progress started from (see ``_same_root``).
         self._root_id: tuple[int, int] | None = None
         #: Source folders the last full scan could not read, and why: their feeds are left
@@ -308,6 +311,7 @@ class Builder:
         cfg = self.target.config
         sources = sorted({s for spec in feeds for s in spec.sources})
         self.unsettled = set()
+        self.scanned_all = paths is None
         if paths is None:
             self._selections.clear()  # the scan's worker processes write rows (Index.version)
             results = scan_all(

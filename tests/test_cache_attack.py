@@ -450,3 +450,25 @@ def test_published_files_removed_or_edited_behind_its_back(
         Step("the index page and the OPML removed", lambda: remove("index.html*", "feeds.opml*")),
     ]
     _attack(tmp_path, daemon_dumps, steps, _CONFIG)
+
+
+def test_the_count_of_dumps_follows_a_build_that_had_to_scan_in_full(
+    tmp_path: Path, daemon_dumps: Path
+) -> None:
+    """A daemon's build of one path that becomes a full one (damage found on the way, or a
+    new max_bytes) counts the dumps as the full scan found them (status.json's ``dumps``),
+    not by the one path: a file deleted with no event told is no longer counted."""
+    state = tmp_path / "state"
+    with open_builder(
+        parse_config(_CONFIG), dumps=daemon_dumps, out=tmp_path / "out", base_url=BASE_URL,
+        state_dir=state, parallel=False,
+    ) as (builder, _):  # fmt: skip
+        assert builder.build(now=NOW).archive == 28
+        (daemon_dumps / "t" / "00.md").unlink()
+        _dump(daemon_dumps / "s" / "80.md", "80", datetime(2025, 5, 1, tzinfo=UTC), "<p>80</p>")
+        _damage(state, "UPDATE dumps SET title = x'ff00' WHERE rel = 's/12.md'")
+        assert builder.build(now=NOW, paths=["s/80.md"]).archive == 28
+        (daemon_dumps / "t" / "01.md").unlink()
+        builder.target = replace(builder.target, config=parse_config({**_CONFIG, "max_bytes": 400}))
+        _dump(daemon_dumps / "s" / "81.md", "81", datetime(2025, 5, 2, tzinfo=UTC), "<p>81</p>")
+        assert builder.build(now=NOW, paths=["s/81.md"]).archive == 28 == builder.index.count()
