@@ -509,18 +509,21 @@ class Builder:
         root = self._root()
         try:
             try:
-                if self.index.judge_with(self.target.config.max_bytes):
-                    paths = None  # files a new max_bytes judges otherwise are read again
-                return self._build(root, now=now, paths=paths)
+                return self._build(root, now=now, paths=self._judged(paths))
             except Exception as e:
                 if not is_damage(e):
                     raise
                 self.index.reset(e)
-            return self._build(root, now=now, paths=None)
+            return self._build(root, now=now, paths=self._judged(None))
         finally:
             if self._pool is not None:
                 self._pool.shutdown(wait=True, cancel_futures=True)
                 self._pool = None
+
+    def _judged(self, paths: Iterable[str] | None) -> Iterable[str] | None:
+        """``paths``, or None (scan every source) when the index's rows were judged with
+        another max_bytes: the files it judges otherwise are read again (``judge_with``)."""
+        return None if self.index.judge_with(self.target.config.max_bytes) else paths
 
     def _build(
         self, root: RootListing, *, now: datetime, paths: Iterable[str] | None
