@@ -78,13 +78,12 @@ class LockedBuilder(Builder):
 
     def build(self, *, now: datetime, paths: Iterable[str] | None = None) -> BuildReport:
         with foreign_errors(out=self.target.out, state=self.state_dir):
-            if paths is None or self.archive is None:
-                report = super().build(now=now, paths=paths)
-                self.archive = self.index.count()
+            rels = None if paths is None else sorted(set(paths))
+            before = self._known(rels) if rels is not None and self.archive is not None else 0
+            report = super().build(now=now, paths=rels)
+            if rels is None or self.archive is None or self.scanned_all:
+                self.archive = self.index.count()  # a build of paths may have scanned all
             else:
-                rels = sorted(set(paths))
-                before = self._known(rels)
-                report = super().build(now=now, paths=rels)
                 self.archive += self._known(rels) - before
             return replace(report, archive=self.archive)
 

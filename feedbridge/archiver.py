@@ -38,7 +38,7 @@ from feedbridge.archive import (
     shrink,
 )
 from feedbridge.config import feed_urls
-from feedbridge.errors import PublishError
+from feedbridge.errors import CorruptIndexError, PublishError
 from feedbridge.index import ARCHIVE_ID_INDEX, DbRow, Index, Row, from_db, transaction
 from feedbridge.model import Content, Entry, FeedSpec, FeedUrls, History, plain
 from feedbridge.progress import Bar, Progress, no_progress
@@ -97,6 +97,16 @@ class Stored:
     files: str
     #: Names of the pages it links to (older, newer), "" for none.
     links: tuple[str, str]
+
+    def signature(self) -> list[list[object]]:
+        """``files`` decoded; CorruptIndexError if it is not what ``file_signature`` gives."""
+        try:
+            decoded = json.loads(self.files)
+        except ValueError as e:
+            raise CorruptIndexError(f"archive page files do not decode: {self.files!r:.200}") from e
+        if type(decoded) is not list or not all(type(f) is list for f in decoded):
+            raise CorruptIndexError(f"archive page files are not a list: {self.files!r:.200}")
+        return decoded
 
 
 @dataclass(slots=True)
@@ -202,12 +212,26 @@ class Archiver:
         rows = self.index.db.execute(
             "SELECT rowid, source, published, id FROM archive_dirty ORDER BY rowid"
         ).fetchall()
+        for r in rows:
+            if not (
+                type(r[0]) is int
+                and type(r[1]) is str
+                and (r[2] is None or type(r[2]) is int)
+                and (r[3] is None or type(r[3]) is str)
+            ):
+                raise CorruptIndexError(f"a row of the archive_dirty table: {r!r:.200}")
         last = rows[-1][0] if rows else 0
         return last, [(r[1], r[2], r[3]) for r in rows]
 
     def _feeds(self) -> dict[str, FeedState]:
+        """Each feed's archive state; CorruptIndexError for a row this code never writes."""
         sql = "SELECT feed, fingerprint, seen, boundary FROM archive_feeds"
-        return {r[0]: FeedState(r[1], r[2], _load_key(r[3])) for r in self.index.db.execute(sql)}
+        states = {}
+        for r in self.index.db.execute(sql):
+            if not (type(r[0]) is str and type(r[1]) is str and type(r[2]) is int):
+                raise CorruptIndexError(f"a row of the archive_feeds table: {r!r:.200}")
+            states[r[0]] = FeedState(r[1], r[2], _load_key(r[3]))
+        return states
 
     def _crossed(self, spec: FeedSpec, old: Key | None, new: Key) -> set[str]:
         """Months of the entries that moved between the feed and its archive since the last
@@ -223,13 +247,17 @@ class Archiver:
         return months
 
     def _pages(self, feed: str) -> dict[PageKey, Stored]:
+        """A feed's pages as the index holds them; CorruptIndexError for a row this code never
+        writes (its ``files`` are decoded when they are compared: ``Stored.signature``)."""
         sql = (
             "SELECT month, part, fingerprint, files, older, newer FROM archive_pages WHERE feed = ?"
         )
-        return {
-            PageKey(r[0], r[1]): Stored(r[2], r[3], (r[4], r[5]))
-            for r in self.index.db.execute(sql, (feed,))
-        }
+        pages = {}
+        for r in self.index.db.execute(sql, (feed,)):
+            if not (type(r[1]) is int and all(type(v) is str for v in (r[0], *r[2:]))):
+                raise CorruptIndexError(f"a row of the archive_pages table: {r!r:.200}")
+            pages[PageKey(r[0], r[1])] = Stored(r[2], r[3], (r[4], r[5]))
+        return pages
 
     def history(self, feed: str) -> History | None:
         """A feed's links to its archive as its pages stand: the newest page, entries in all."""
@@ -331,6 +359,17 @@ class Archiver:
                     ids.add(row.id or "")
         return months | self._months_of_ids(spec, ids, now)
 
+    def _altered(self, feed: str) -> set[str]:
+        """Months of a feed whose page files are not as they were written: deleted or edited
+        behind feedbridge's back (one stat per file: a full build's check, as its scan is)."""
+        folder = self.out / feed / ARCHIVE_DIR
+        return {
+            key.month
+            for key, stored in self._pages(feed).items()
+            if stored.signature()
+            != file_signature(folder / f"{key.name}{suffix}" for suffix in SUFFIXES)
+        }
+
     def _months_of_ids(self, spec: FeedSpec, ids: Iterable[str], now: int) -> set[str]:
         """Months of a feed's dumps with one of these entry ids, whose winner may change."""
         sources = set(spec.sources)
@@ -350,11 +389,13 @@ class Archiver:
         skip: Iterable[str] = (),
         *,
         pages: str = "",
+        verify: bool = False,
     ) -> Outcome:
         """Bring the archives of ``feeds`` up to date; ``selected`` holds what each feed shows
         (``build.select``), newest first: its archive holds every older entry.  Feeds showing
         a source in ``skip`` (a folder the scan could not read) keep theirs as they are.
-        Archives of feeds that are gone or no longer archived are removed."""
+        Archives of feeds that are gone or no longer archived are removed.  With ``verify``
+        (a full build's), pages whose files were deleted or edited since are made again."""
         outcome = Outcome()
         if any(spec.archive for spec in feeds):
             with self.index.writer:
@@ -391,7 +432,8 @@ class Archiver:
             # Taken out first: a pass that fails half-way leaves no history to trust.
             had = spec.name in self._histories
             history = self._histories.pop(spec.name, None)
-            if self._feed(feed, now, dirty, states.get(spec.name), outcome) or not had:
+            state = states.get(spec.name)
+            if self._feed(feed, now, dirty, state, outcome, verify=verify) or not had:
                 history = self.history(spec.name)
             self._histories[spec.name] = outcome.histories[spec.name] = history
             outcome.sources.update(spec.sources)
@@ -412,6 +454,8 @@ class Archiver:
         dirty: Sequence[tuple[str, int | None, str | None]],
         state: FeedState | None,
         outcome: Outcome,
+        *,
+        verify: bool = False,
     ) -> bool:
         """Bring one feed's archive up to date; False if its pages stand as they were."""
         spec, urls, settings = feed.spec, feed.urls, feed.settings
@@ -432,6 +476,8 @@ class Archiver:
             assert state is not None
             touched = self._touched(spec, dirty, state.seen, now)
             touched |= self._crossed(spec, state.boundary, boundary)
+            if verify:
+                touched |= self._altered(spec.name)
             if not touched:  # nothing of this feed changed: its pages stand
                 self._seen(spec.name, settings, now, boundary)
                 return False
@@ -568,11 +614,7 @@ class Archiver:
                 fp = page_fingerprint(settings, page_rows[key], history)
                 paths = [folder / f"{key.name}{suffix}" for suffix in SUFFIXES]
                 old = stored.get(key)
-                if (
-                    old is None
-                    or old.fingerprint != fp
-                    or json.loads(old.files) != file_signature(paths)
-                ):
+                if old is None or old.fingerprint != fp or old.signature() != file_signature(paths):
                     newest = newer is None and self.fragments is not None
                     documents = render_page(
                         spec, urls, self._page(key, page_rows[key]), history,

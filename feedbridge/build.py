@@ -249,6 +249,9 @@ class Builder:
         self._pool: ProcessPoolExecutor | None = None
         #: Paths that changed while they were being read in the last refresh.
         self.unsettled: set[str] = set()
+        #: Whether the last refresh scanned every source (asked, or after damage to the index
+        #: or a new max_bytes), or looked at the paths it was given only.
+        self.scanned_all = False
         #: The dumps root the build in progress started from (see ``_same_root``).
         self._root_id: tuple[int, int] | None = None
         #: Source folders the last full scan could not read, and why: their feeds are left
@@ -308,6 +311,7 @@ class Builder:
         cfg = self.target.config
         sources = sorted({s for spec in feeds for s in spec.sources})
         self.unsettled = set()
+        self.scanned_all = paths is None
         if paths is None:
             self._selections.clear()  # the scan's worker processes write rows (Index.version)
             results = scan_all(
@@ -505,16 +509,21 @@ class Builder:
         root = self._root()
         try:
             try:
-                return self._build(root, now=now, paths=paths)
+                return self._build(root, now=now, paths=self._judged(paths))
             except Exception as e:
                 if not is_damage(e):
                     raise
                 self.index.reset(e)
-            return self._build(root, now=now, paths=None)
+            return self._build(root, now=now, paths=self._judged(None))
         finally:
             if self._pool is not None:
                 self._pool.shutdown(wait=True, cancel_futures=True)
                 self._pool = None
+
+    def _judged(self, paths: Iterable[str] | None) -> Iterable[str] | None:
+        """``paths``, or None (scan every source) when the index's rows were judged with
+        another max_bytes: the files it judges otherwise are read again (``judge_with``)."""
+        return None if self.index.judge_with(self.target.config.max_bytes) else paths
 
     def _build(
         self, root: RootListing, *, now: datetime, paths: Iterable[str] | None
@@ -527,7 +536,7 @@ class Builder:
         if self._root_id is None:
             raise SourceError(f"dumps folder {self.target.dumps} is missing; no feed was removed")
         feeds = resolve_feeds(self.target.config, root.sources)
-        self.fragments.retain({spec.name for spec in feeds})  # a daemon outlives its feeds
+        self._retain({spec.name for spec in feeds})
         now_s = int(now.timestamp())
         if paths is None and self.parallel and not self.index.feed_state():
             prepare(self.target.config.templates)  # a first build: every page is to be made
@@ -536,7 +545,7 @@ class Builder:
         # What each feed shows: its plan, and where its archive begins (the rows before these).
         selected = self._settled(feeds, now_s)
         archives = self.archiver.update(
-            feeds, now_s, selected, skip=self.unreadable, pages=self.pages_key
+            feeds, now_s, selected, skip=self.unreadable, pages=self.pages_key, verify=paths is None
         )
         self.histories = archives.histories
         state = self.index.feed_state()
@@ -587,6 +596,14 @@ class Builder:
             (time.perf_counter() - started) * 1000 - scan_ms,
         )  # fmt: skip
         return report
+
+    def _retain(self, feeds: set[str]) -> None:
+        """Forget what was kept of feeds that are gone: a daemon outlives its feeds, and a
+        source that comes and goes between rescans (which empty ``_selections``) must leave
+        nothing behind."""
+        self.fragments.retain(feeds)
+        for name in set(self._selections) - feeds:
+            del self._selections[name]
 
     def _settled(self, feeds: Sequence[FeedSpec], now: int) -> dict[str, list[Row]]:
         """What each feed shows, the bodies of archived feeds' rows read first: a dump found

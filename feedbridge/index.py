@@ -99,6 +99,8 @@ ARCHIVE_SCHEMA = """
 DbRow = tuple[str, str, int, int, str | None, str | None, str | None, int | None, str | None]
 
 _EPOCH = Provenance.EPOCH.value
+#: The key in ``meta`` of the ``max_bytes`` the rows were judged with (see ``judge_with``).
+_JUDGED = "max_bytes"
 #: Characters of cleaned bodies an index keeps in memory (``_Recent``): the entries of the
 #: documents a daemon rewrites for each new dump, with room to spare.
 _RECENT_CHARS = 16_000_000
@@ -427,6 +429,7 @@ class Index:
         if "meta" not in tables:
             return False
         meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+        meta.pop(_JUDGED, None)  # a setting the rows were read with, not the index's identity
         # Probe every table: a damaged page surfaces here rather than mid-build.
         for table, columns in _COLUMNS.items():
             db.execute(f"SELECT count(*) FROM {table}").fetchone()
@@ -518,6 +521,27 @@ class Index:
         touched.update(rel.partition("/")[0] for rel in deleted)  # "source/name"
         for source in touched:
             self._versions[source] = self._versions.get(source, 0) + 1
+
+    def judge_with(self, max_bytes: int) -> bool:
+        """Make the rows ones judged with ``max_bytes``: a scan reads again only files whose
+        size or mtime changed, but a file's verdict (too large, or not) also follows
+        ``max_bytes``, which a reload may change.  The rows of files whose verdict may differ
+        (larger than the smaller limit; every rejected one when the old limit is unknown) are
+        forgotten, for the next full scan to read them as new.  True if any was."""
+        found = self.db.execute("SELECT value FROM meta WHERE key = ?", (_JUDGED,)).fetchone()
+        if found is not None and found[0] == str(max_bytes):
+            return False
+        old = int(found[0]) if found is not None and str(found[0]).isdigit() else None
+        where = "size > ?" if old is not None else "size > ? OR published IS NULL"
+        params = (min(old, max_bytes),) if old is not None else (max_bytes,)
+        with self.writer:
+            gone = [r[0] for r in self.db.execute(f"SELECT rel FROM dumps WHERE {where}", params)]
+            store(self.db, [], gone)  # then the limit: killed in between, they are gone twice
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (_JUDGED, str(max_bytes)))
+        for rel in gone:
+            source = rel.partition("/")[0]
+            self._versions[source] = self._versions.get(source, 0) + 1
+        return bool(gone)
 
     def version(self, sources: Iterable[str]) -> tuple[int, ...]:
         """Changes this object made to the rows of ``sources`` (and resets of the index): equal
