@@ -11,7 +11,6 @@ time, or whose settings changed, is archived whole.  Pages are cut by ``feedbrid
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 from collections import defaultdict, deque
@@ -40,7 +39,7 @@ from feedbridge.archive import (
 from feedbridge.config import feed_urls
 from feedbridge.errors import CorruptIndexError, PublishError
 from feedbridge.index import ARCHIVE_ID_INDEX, DbRow, Index, Row, from_db, transaction
-from feedbridge.model import Content, Entry, FeedSpec, FeedUrls, History, plain
+from feedbridge.model import Content, Entry, FeedSpec, FeedUrls, History, digest, plain
 from feedbridge.progress import Bar, Progress, no_progress
 from feedbridge.publish import file_signature, remove_output, write_if_changed
 from feedbridge.splice import Slots
@@ -120,23 +119,13 @@ class Outcome:
     sources: set[str] = field(default_factory=set)
 
 
-def _hash(data: object) -> str:
-    return hashlib.sha256(json.dumps(data, ensure_ascii=False).encode()).hexdigest()
-
-
 def settings_fingerprint(spec: FeedSpec, urls: FeedUrls, pages: str = "") -> str:
     """What every page of a feed depends on (``pages``: the site title and templates)."""
-    return _hash([__version__, plain(spec), plain(urls), pages])
+    return digest([__version__, plain(spec), plain(urls), pages])
 
 
 def page_fingerprint(settings: str, rows: Sequence[Row], history: History) -> str:
-    return _hash(
-        [
-            settings,
-            [(r.rel, r.size, r.mtime_ns, r.id, r.url, r.title, r.published) for r in rows],
-            plain(history),
-        ]
-    )
+    return digest([settings, [r.shown for r in rows], plain(history)])
 
 
 def _newest_key(row: Row) -> Key:

@@ -7,7 +7,6 @@ the build.  Only configuration and output failures raise (ConfigError, PublishEr
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
@@ -38,6 +37,7 @@ from feedbridge.model import (
     History,
     Provenance,
     Rejection,
+    digest,
     plain,
 )
 from feedbridge.pages import NEWEST, Headline, Listed, prepare, templates_digest
@@ -117,10 +117,10 @@ def fingerprint(
         pages,
         plain(spec),
         plain(urls),
-        [(r.rel, r.size, r.mtime_ns, r.id, r.url, r.title, r.published) for r in rows],
+        [r.shown for r in rows],
         plain(history) if history else None,
     ]
-    return hashlib.sha256(json.dumps(data, ensure_ascii=False).encode()).hexdigest()
+    return digest(data)
 
 
 @dataclass(frozen=True, slots=True)

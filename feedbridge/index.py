@@ -55,6 +55,12 @@ class Row:
     def published_at(self) -> datetime:
         return datetime.fromtimestamp(self.published or 0, UTC)
 
+    @property
+    def shown(self) -> tuple[str, int, int, str | None, str | None, str | None, int | None]:
+        """What a document shows of the dump, and the file it shows it from (its body is a
+        function of the file): the part of a row a rendered document's fingerprint takes."""
+        return (self.rel, self.size, self.mtime_ns, self.id, self.url, self.title, self.published)
+
 
 #: Archive state (see ``feedbridge.archiver``): the pages written per feed, each entry's page
 #: cost, an index of dumps by entry id (the dumps sharing an id decide which one a page

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ from urllib.parse import quote, urlsplit
 from feedbridge import __version__
 from feedbridge.errors import ConfigError
 from feedbridge.listing import GENERATOR
-from feedbridge.model import Entry, FeedSpec, FeedUrls, History, plain
+from feedbridge.model import Entry, FeedSpec, FeedUrls, History, digest, plain
 
 if TYPE_CHECKING:
     import jinja2
@@ -381,5 +380,4 @@ def render_archive_page(
 def index_fingerprint(listed: Sequence[Listed], *, title: str, templates_key: str) -> str:
     """Everything the index page depends on; equal fingerprints mean equal bytes."""
     data = [templates_key, title, [plain(f) for f in listed]]
-    text = json.dumps(data, ensure_ascii=False, default=iso_time)
-    return hashlib.sha256(text.encode()).hexdigest()
+    return digest(data, default=iso_time)
