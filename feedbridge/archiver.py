@@ -39,7 +39,7 @@ from feedbridge.archive import (
 from feedbridge.config import feed_urls
 from feedbridge.errors import CorruptIndexError, PublishError
 from feedbridge.index import ARCHIVE_ID_INDEX, DbRow, Index, Row, from_db, transaction
-from feedbridge.model import Content, Entry, FeedSpec, FeedUrls, History, digest, plain
+from feedbridge.model import Content, FeedSpec, FeedUrls, History, digest, plain
 from feedbridge.progress import Bar, Progress, no_progress
 from feedbridge.publish import file_signature, remove_output, write_if_changed
 from feedbridge.splice import Slots
@@ -574,7 +574,7 @@ class Archiver:
         need = [r for r in rows if r.rel not in costs]
         if need:
             contents = self.load(need)
-            new = [(r, fit(_entry(r, contents[r.rel]))[1]) for r in need if r.rel in contents]
+            new = [(r, fit(r.entry(contents[r.rel]))[1]) for r in need if r.rel in contents]
             with self.index.writer, transaction(db):
                 db.executemany(
                     "INSERT OR REPLACE INTO archive_costs VALUES (?,?,?,?)",
@@ -630,9 +630,7 @@ class Archiver:
         lost = [r.rel for r in rows if r.rel not in contents]
         if lost:  # its body cannot be had any more: the index learnt why; next build redoes it
             logger.warning("archive page %s: %d bodies could not be read", key.name, len(lost))
-        return Page(
-            key, tuple(shrink(_entry(r, contents[r.rel])) for r in rows if r.rel in contents)
-        )
+        return Page(key, tuple(shrink(r.entry(contents[r.rel])) for r in rows if r.rel in contents))
 
     def _folder(self, feed: str) -> Path:
         """``OUT/NAME/archive``, which must be a real folder (or not exist yet): pages written
@@ -724,14 +722,3 @@ def _names(links: tuple[PageKey | None, PageKey | None]) -> tuple[str, str]:
 def _is_page_name(stem: str) -> bool:
     month, _, part = stem.rpartition("-")
     return len(month) == 7 and month[4] == "-" and part.isdigit()
-
-
-def _entry(row: Row, content: Content) -> Entry:
-    return Entry(
-        id=row.id or "",
-        url=row.url or "",
-        title=row.title or "",
-        published=row.published_at,
-        source=row.source,
-        content=content,
-    )

@@ -137,10 +137,6 @@ class _Selection:
     fingerprints: dict[tuple[FeedUrls, str, History | None], str] = field(default_factory=dict)
 
 
-def _clean_key(row: Row) -> tuple[str, int, int]:
-    return (row.rel, row.size, row.mtime_ns)
-
-
 def select(index: Index, spec: FeedSpec, now: int) -> list[Row]:
     """The newest ``limit`` dumps of a feed, one per entry id (newest time, then later path)."""
     return pick(index.newest(spec.sources, now), spec.limit)
@@ -417,7 +413,7 @@ class Builder:
                         continue
                     content = loaded
                     fresh.append((row, content))
-                entries.append(self._entry(row, content))
+                entries.append(row.entry(content))
             if fresh:
                 self.index.store_content(fresh)
             if not stale:
@@ -481,17 +477,6 @@ class Builder:
         if fresh:
             self.index.store_content(fresh)
         return {row.rel: content for row, content in fresh}
-
-    @staticmethod
-    def _entry(row: Row, content: Content) -> Entry:
-        return Entry(
-            id=row.id or "",
-            url=row.url or "",
-            title=row.title or "",
-            published=row.published_at,
-            source=row.source,
-            content=content,
-        )
 
     # -- the build --------------------------------------------------------------------------
 
@@ -612,14 +597,14 @@ class Builder:
         for _ in range(_RESELECT):
             selected = {spec.name: self._select(spec, now) for spec in feeds}
             rows = {r.rel: r for spec in feeds if spec.archive for r in selected[spec.name]}
-            known = {rel for rel, row in rows.items() if _clean_key(row) in self._clean}
+            known = {rel for rel, row in rows.items() if row.file in self._clean}
             unknown = [row for rel, row in rows.items() if rel not in known]
             cached = known | self.index.cached(unknown)
             missing = [row for rel, row in rows.items() if rel not in cached]
             if not missing or len(self._prefetch(missing)) == len(missing):
                 # A body cleaned as the file is now stays good: the next build checks the
                 # rows it has not seen (the daemon's: the new dump's).
-                self._clean = {_clean_key(row) for row in rows.values()}
+                self._clean = {row.file for row in rows.values()}
                 return selected
         return {spec.name: select(self.index, spec, now) for spec in feeds}
 

@@ -25,7 +25,7 @@ from typing import Any, TypeGuard
 
 from feedbridge import __version__
 from feedbridge.errors import CorruptIndexError
-from feedbridge.model import Content, Provenance
+from feedbridge.model import Content, Entry, Provenance
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +54,22 @@ class Row:
     @property
     def published_at(self) -> datetime:
         return datetime.fromtimestamp(self.published or 0, UTC)
+
+    @property
+    def file(self) -> tuple[str, int, int]:
+        """The file as the index saw it (path, size, mtime): what is cached of it is keyed so."""
+        return (self.rel, self.size, self.mtime_ns)
+
+    def entry(self, content: Content) -> Entry:
+        """The feed entry of an accepted dump, with its cleaned body."""
+        return Entry(
+            id=self.id or "",
+            url=self.url or "",
+            title=self.title or "",
+            published=self.published_at,
+            source=self.source,
+            content=content,
+        )
 
     @property
     def shown(self) -> tuple[str, int, int, str | None, str | None, str | None, int | None]:
@@ -628,21 +644,20 @@ class Index:
         """A dump's cleaned body, if it was cleaned as the file is now (same size and mtime)."""
         if self.held:
             for held, content in self.held.contents:
-                if (held.rel, held.size, held.mtime_ns) == (row.rel, row.size, row.mtime_ns):
+                if held.file == row.file:
                     return content
-        key = (row.rel, row.size, row.mtime_ns)
-        recent = self._recent.get(key)
+        recent = self._recent.get(row.file)
         if recent is not None:
             return recent
         r = self.db.execute(
             "SELECT html, summary, image, author FROM content"
             " WHERE rel = ? AND size = ? AND mtime_ns = ?",
-            key,
+            row.file,
         ).fetchone()
         if r is None:
             return None
         content = _content(r)
-        self._recent.put(key, content)
+        self._recent.put(row.file, content)
         return content
 
     def current_rows(
@@ -664,7 +679,7 @@ class Index:
         found: dict[str, Content] = {}
         wanted: dict[str, tuple[int, int]] = {}
         for row in rows:
-            recent = self._recent.get((row.rel, row.size, row.mtime_ns))
+            recent = self._recent.get(row.file)
             if recent is not None:
                 found[row.rel] = recent
             else:
