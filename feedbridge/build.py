@@ -544,8 +544,15 @@ class Builder:
             replace(plan, current=True) if self.unreadable.keys() & set(plan.spec.sources) else plan
             for plan in plans
         ]
-        wanted = {row.rel: row for plan in plans if not plan.current for row in plan.rows}
-        cached = self.index.cached(wanted.values())  # without reading the bodies
+        # Without reading the bodies; the archived feeds' were checked by ``_settled``.
+        wanted = {
+            row.rel: row
+            for plan in plans
+            if not plan.current
+            for row in plan.rows
+            if row.file not in self._clean
+        }
+        cached = self.index.cached(wanted.values())
         todo = [row for rel, row in wanted.items() if rel not in cached]
         if todo:
             self._prefetch(todo)

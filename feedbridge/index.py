@@ -556,13 +556,10 @@ class Index:
         old = int(found[0]) if found is not None and str(found[0]).isdigit() else None
         where = "size > ?" if old is not None else "size > ? OR published IS NULL"
         params = (min(old, max_bytes),) if old is not None else (max_bytes,)
+        gone = [r[0] for r in self.db.execute(f"SELECT rel FROM dumps WHERE {where}", params)]
+        self.apply([], gone)  # then the limit: killed in between, they are gone twice
         with self.writer:
-            gone = [r[0] for r in self.db.execute(f"SELECT rel FROM dumps WHERE {where}", params)]
-            store(self.db, [], gone)  # then the limit: killed in between, they are gone twice
             self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (_JUDGED, str(max_bytes)))
-        for rel in gone:
-            source = rel.partition("/")[0]
-            self._versions[source] = self._versions.get(source, 0) + 1
         return bool(gone)
 
     def version(self, sources: Iterable[str]) -> tuple[int, ...]:
