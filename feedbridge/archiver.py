@@ -348,16 +348,21 @@ class Archiver:
                     ids.add(row.id or "")
         return months | self._months_of_ids(spec, ids, now)
 
-    def _altered(self, feed: str) -> set[str]:
+    def _altered(self, feed: str) -> tuple[set[str], dict[PageKey, Stored]]:
         """Months of a feed whose page files are not as they were written: deleted or edited
-        behind feedbridge's back (one stat per file: a full build's check, as its scan is)."""
-        folder = self.out / feed / ARCHIVE_DIR
-        return {
+        behind feedbridge's back (one stat per file: a full build's check, as its scan is);
+        and the pages as the index holds them (``_pages``), read for it."""
+        stored = self._pages(feed)
+        months = {
             key.month
-            for key, stored in self._pages(feed).items()
-            if stored.signature()
-            != file_signature(folder / f"{key.name}{suffix}" for suffix in SUFFIXES)
+            for key, page in stored.items()
+            if page.signature() != file_signature(self._files(feed, key))
         }
+        return months, stored
+
+    def _files(self, feed: str, key: PageKey) -> list[Path]:
+        """A page's files: its Atom document, JSON Feed and web page."""
+        return [self.out / feed / ARCHIVE_DIR / f"{key.name}{suffix}" for suffix in SUFFIXES]
 
     def _months_of_ids(self, spec: FeedSpec, ids: Iterable[str], now: int) -> set[str]:
         """Months of a feed's dumps with one of these entry ids, whose winner may change."""
@@ -455,6 +460,7 @@ class Archiver:
             self._seen(spec.name, settings, now, None)
             return True
         whole = state is None or state.settings != settings or state.boundary is None
+        stored = None  # the pages as the index holds them: read once, when needed
         if whole:
             if state is not None:
                 # A build killed while it rewrites the archive must not leave a state that
@@ -466,12 +472,13 @@ class Archiver:
             touched = self._touched(spec, dirty, state.seen, now)
             touched |= self._crossed(spec, state.boundary, boundary)
             if verify:
-                touched |= self._altered(spec.name)
+                altered, stored = self._altered(spec.name)
+                touched |= altered
             if not touched:  # nothing of this feed changed: its pages stand
                 self._seen(spec.name, settings, now, boundary)
                 return False
             shown = self._month_rows(spec, touched, now, boundary)
-        stored = self._pages(spec.name)
+        stored = self._pages(spec.name) if stored is None else stored
         pages: dict[PageKey, Page] = {}
         page_rows: dict[PageKey, list[Row]] = {}
         redone: set[str] = set()  # every month cut again, whose stored pages are replaced
@@ -495,17 +502,12 @@ class Archiver:
             self._cut(shown, pages, page_rows, whole=False)
             kept = {k: v for k, v in kept.items() if k.month not in stale}
         self._publish(spec, urls, settings, pages, page_rows, links, stored, outcome)
-        for key in sorted(set(stored) - set(kept) - set(pages), key=lambda k: (k.month, k.part)):
-            outcome.removed.extend(self._unlink(spec.name, key))
+        gone = set(stored) - set(kept) - set(pages)
+        outcome.removed.extend(self._unlink(spec.name, gone))
         if whole:
             outcome.removed.extend(self._sweep(spec.name, {*kept, *pages}))
         self._seen(spec.name, settings, now, boundary)
-        with self.index.writer, transaction(self.index.db):
-            gone = set(stored) - set(kept) - set(pages)
-            self.index.db.executemany(
-                "DELETE FROM archive_pages WHERE feed = ? AND month = ? AND part = ?",
-                ((spec.name, k.month, k.part) for k in gone),
-            )
+        self._forget(spec.name, gone)
         return True
 
     def _seen(self, feed: str, settings: str, now: int, boundary: Key | None) -> None:
@@ -514,6 +516,14 @@ class Archiver:
             self.index.db.execute(
                 "INSERT OR REPLACE INTO archive_feeds VALUES (?,?,?,?)",
                 (feed, settings, now, _dump_key(boundary)),
+            )
+
+    def _forget(self, feed: str, keys: Iterable[PageKey]) -> None:
+        """Drop these pages of a feed from the index (their files are gone)."""
+        with self.index.writer, transaction(self.index.db):
+            self.index.db.executemany(
+                "DELETE FROM archive_pages WHERE feed = ? AND month = ? AND part = ?",
+                ((feed, k.month, k.part) for k in keys),
             )
 
     def _cut(
@@ -595,13 +605,13 @@ class Archiver:
         outcome: Outcome,
     ) -> None:
         states = []
-        folder = self._folder(spec.name)
+        self._check_folder(spec.name)
         with _Writes(outcome.written) as writes:
             for key in sorted(pages, key=lambda k: (k.month, k.part)):
                 older, newer = links[key]
                 history = page_history(self.base_url, spec.name, key, older, newer)
                 fp = page_fingerprint(settings, page_rows[key], history)
-                paths = [folder / f"{key.name}{suffix}" for suffix in SUFFIXES]
+                paths = self._files(spec.name, key)
                 old = stored.get(key)
                 if old is None or old.fingerprint != fp or old.signature() != file_signature(paths):
                     newest = newer is None and self.fragments is not None
@@ -610,8 +620,8 @@ class Archiver:
                         older=older, newer=newer, site=self.site,
                         fragments=self.fragments if newest else None,
                     )  # fmt: skip
-                    for suffix, data in documents.items():
-                        writes.submit(folder / f"{key.name}{suffix}", data)
+                    for path, suffix in zip(paths, SUFFIXES, strict=True):
+                        writes.submit(path, documents[suffix])
                 count = len(page_rows[key])
                 names = _names(links[key])
                 states.append((spec.name, key.month, key.part, fp, *names, count, paths))
@@ -632,8 +642,8 @@ class Archiver:
             logger.warning("archive page %s: %d bodies could not be read", key.name, len(lost))
         return Page(key, tuple(shrink(r.entry(contents[r.rel])) for r in rows if r.rel in contents))
 
-    def _folder(self, feed: str) -> Path:
-        """``OUT/NAME/archive``, which must be a real folder (or not exist yet): pages written
+    def _check_folder(self, feed: str) -> None:
+        """``OUT/NAME/archive`` must be a real folder (or not exist yet): pages written
         through a symlink would land outside OUT (where no server following no symlink finds
         them) and a sweep would delete files of someone else's there."""
         folder = self.out / feed / ARCHIVE_DIR
@@ -642,17 +652,13 @@ class Archiver:
             raise PublishError(
                 f"cannot write {folder}: {what}; feedbridge keeps its archive pages there"
             )
-        return folder
 
     # -- removal ----------------------------------------------------------------------------
 
-    def _unlink(self, feed: str, key: PageKey) -> list[str]:
-        removed = []
-        for suffix in SUFFIXES:
-            path = self.out / feed / ARCHIVE_DIR / f"{key.name}{suffix}"
-            if remove_output(path):
-                removed.append(str(path))
-        return removed
+    def _unlink(self, feed: str, keys: Iterable[PageKey]) -> list[str]:
+        """Remove the files of these pages of a feed (oldest first); those that were there."""
+        ordered = sorted(keys, key=lambda k: (k.month, k.part))
+        return [str(p) for key in ordered for p in self._files(feed, key) if remove_output(p)]
 
     def _sweep(self, feed: str, keep: Iterable[PageKey]) -> list[str]:
         """Remove page files of a feed that no page of it has now (left by an index lost)."""

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 from wsgiref.headers import Headers
 
+from feedbridge.archive import ARCHIVE_DIR
 from feedbridge.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -55,7 +56,7 @@ ARCHIVE_TYPES = {
 
 
 def _is_archive(path: str) -> bool:
-    return Path(path).parent.name == "archive"
+    return Path(path).parent.name == ARCHIVE_DIR
 
 
 #: Readers poll; let caches keep a feed for a minute, then revalidate (cheap: 304).
