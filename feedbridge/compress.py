@@ -30,7 +30,7 @@ import zlib
 from collections import OrderedDict
 from pathlib import Path
 
-from feedbridge.splice import find_all
+from feedbridge.splice import ATOM_ENTRY, RSS_ITEM, find_all
 
 #: The twin's suffix, as nginx's gzip_static and WhiteNoise look for it.
 GZIP_SUFFIX = ".gz"
@@ -46,7 +46,8 @@ _FINAL = b"\x03\x00"
 #: Where a piece may start, by the kind of document: an RSS item, an Atom entry, a JSON Feed
 #: item (JSON strings hold no raw newline, so this is structure), an article of a web page.
 #: Text that only looks like one makes another piece: never a different twin for the same bytes.
-_RSS, _ATOM, _JSON, _HTML = b"<item>", b"<entry>", b'\n    {\n      "id"', b"<article"
+_RSS, _ATOM = RSS_ITEM.start, ATOM_ENTRY.start  # where splice.py cuts them too
+_JSON, _HTML = b'\n    {\n      "id"', b"<article"
 #: A piece of text made of starts is at least this long (up to the next start).
 _MIN_PIECE = 2048
 #: What a piece is compressed against: the pieces before it, as many as this, and no more than
