@@ -58,6 +58,8 @@ from feedbridge.scan import (
     stat_dump,
 )
 from feedbridge.splice import Slots
+from feedbridge.workers import fork_pool
+from feedbridge.workers import stop as stop_workers
 
 logger = logging.getLogger(__name__)
 
@@ -438,14 +440,9 @@ class Builder:
         return found
 
     def _workers(self) -> ProcessPoolExecutor:
-        """The build's cleaning processes (one per core, at most 8), forked on first use.
-        Not multiprocessing.Pool: a worker that dies outright fails this build with
-        BrokenProcessPool instead of hanging it."""
+        """The build's cleaning processes (one per core, at most 8), forked on first use."""
         if self._pool is None:
-            import multiprocessing
-
-            context = multiprocessing.get_context("fork")
-            self._pool = ProcessPoolExecutor(_worker_count(), context)
+            self._pool = fork_pool(_worker_count())
         return self._pool
 
     def _prefetch(self, rows: list[Row], progress: Progress | None = None) -> dict[str, Content]:
@@ -492,6 +489,7 @@ class Builder:
         (see ``is_damage``) sets the index aside and builds again from the dumps alone, with
         one warning: the same bytes as a build with a clean index."""
         root = self._root()
+        interrupted = False
         try:
             try:
                 return self._build(root, now=now, paths=self._judged(paths))
@@ -500,10 +498,13 @@ class Builder:
                     raise
                 self.index.reset(e)
             return self._build(root, now=now, paths=self._judged(None))
+        except KeyboardInterrupt:
+            interrupted = True
+            raise
         finally:
-            if self._pool is not None:
-                self._pool.shutdown(wait=True, cancel_futures=True)
-                self._pool = None
+            pool, self._pool = self._pool, None
+            if pool is not None:
+                stop_workers(pool, interrupted=interrupted)
 
     def _judged(self, paths: Iterable[str] | None) -> Iterable[str] | None:
         """``paths``, or None (scan every source) when the index's rows were judged with

@@ -38,6 +38,8 @@ from feedbridge.index import (
 )
 from feedbridge.model import Dump, FeedResult, Provenance
 from feedbridge.progress import Progress, no_progress
+from feedbridge.workers import fork_pool
+from feedbridge.workers import stop as stop_workers
 
 #: Bytes read to parse a header; the rest of a dump is its body.
 HEAD_BYTES = 2048
@@ -678,15 +680,15 @@ def _scan_parallel(
     bar: Any,
 ) -> list[ScanResult]:
     import multiprocessing
-    from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+    from concurrent.futures import FIRST_EXCEPTION, wait
 
     known = (str(index.path), index.out)
-    context = multiprocessing.get_context("fork")
-    lock = context.Lock()
+    lock = multiprocessing.get_context("fork").Lock()
     turns = Turns(lock)
     workers = min(os.cpu_count() or 1, len(sources))
     results: list[ScanResult] = []
-    pool = ProcessPoolExecutor(workers, context, initializer=_init_worker, initargs=(lock,))
+    pool = fork_pool(workers, initializer=_init_worker, initargs=(lock,))
+    interrupted = False
     try:
         pending = {
             pool.submit(_scan_job, (root, s, pattern, max_bytes, known, after)) for s in sources
@@ -700,8 +702,11 @@ def _scan_parallel(
                         index.store_held(result.held)
                 results.append(result)
                 bar.update(result.seen)
+    except KeyboardInterrupt:
+        interrupted = True
+        raise
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        stop_workers(pool, interrupted=interrupted)
     return results
 
 
